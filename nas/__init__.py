@@ -1,0 +1,45 @@
+"""nas: platform-aware neural architecture search for mobile CNNs.
+
+The architecture spec (`nas.arch.Arch`) is the value every stage passes along:
+space → sample → latency → accuracy → search → NetAdapt → export.
+"""
+
+from nas.arch import Arch, SpecError, make_divisible
+from nas.errors import NasError
+
+__version__ = "0.1.0"
+
+
+def load(arch: "str | Arch", weights: "str | None" = None):
+    """Rebuild a model from a spec (an `Arch`, a JSON file path, or a zoo name) and optional weights.
+
+    Weights are read with `torch.load(weights_only=True)`: a plain `state_dict`, never a pickle of code."""
+    from pathlib import Path
+
+    import torch
+
+    from nas import zoo
+    from nas.io import read_json
+    from nas.model import build
+
+    if isinstance(arch, Arch):
+        spec = arch
+    elif Path(arch).suffix == ".json" or Path(arch).is_file():
+        spec = Arch.from_dict(read_json(arch, "architecture file"))
+    else:
+        spec = zoo.get(arch)
+    net = build(spec)
+    if weights is not None:
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises several kinds for a bad file
+            raise NasError(f"cannot read weights {weights}: {err}") from None
+        try:
+            net.load_state_dict(state)
+        except (RuntimeError, TypeError) as err:
+            first = str(err).strip().splitlines()
+            raise NasError(f"weights {weights} do not fit {spec.name or 'the architecture'}: {first[-1] if first else err}") from None
+    return net
+
+
+__all__ = ["Arch", "NasError", "SpecError", "__version__", "load", "make_divisible"]

@@ -1,0 +1,1 @@
+"""ShuffleNetV1/V2, GhostNet, SqueezeNet and Xception as specs."""
