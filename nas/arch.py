@@ -62,7 +62,11 @@ def se_channels(ratio: float, in_ch: int, mid_ch: int, source: str, divisor: int
 
 def conv_out(size: int, k: int, s: int, pad: int, ceil: bool = False) -> int:
     span = size + 2 * pad - k
-    return (math.ceil(span / s) if ceil else span // s) + 1
+    if not ceil:
+        return span // s + 1
+    out = math.ceil(span / s) + 1
+    # As PyTorch's ceil_mode: a last window that would start in the right padding is dropped.
+    return out - 1 if (out - 1) * s >= size + pad else out
 
 
 @dataclass(frozen=True)
@@ -194,6 +198,8 @@ class Pool(Block):
         _choice(self, "kind", ("max", "avg"))
         if self.out != cin:
             raise _FieldError("out", f"a pool keeps its {cin} channels, got out={self.out}")
+        if not 0 <= self.pad <= self.k // 2:
+            raise _FieldError("pad", f"must be between 0 and k // 2 = {self.k // 2}, got {self.pad}")
 
     def out_shape(self, x: Shape) -> Shape:
         return Shape(x.c, conv_out(x.h, self.k, self.s, self.pad, self.ceil), conv_out(x.w, self.k, self.s, self.pad, self.ceil))
