@@ -37,8 +37,9 @@ def load(arch: "str | Arch", weights: "str | None" = None):
         try:
             net.load_state_dict(state)
         except (RuntimeError, TypeError) as err:
-            first = str(err).strip().splitlines()
-            raise NasError(f"weights {weights} do not fit {spec.name or 'the architecture'}: {first[-1] if first else err}") from None
+            lines = str(err).strip().splitlines()
+            why = lines[-1] if lines else err
+            raise NasError(f"weights {weights} do not fit {spec.name or 'the architecture'}: {why}") from None
     return net
 
 

@@ -40,7 +40,9 @@ class SpecError(NasError, ValueError):
     """A spec that cannot describe a network; the message names the block and the field."""
 
 
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9) -> int:
+def make_divisible(
+    value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9
+) -> int:
     """Round a channel count to a multiple of `divisor`, never more than 10% below `value`.
 
     The rule of the TensorFlow MobileNet code that torchvision and timm copy; the only rounding in `nas`.
@@ -88,7 +90,9 @@ class Cost:
         return Cost(self.params + other.params, self.macs + other.macs)
 
 
-def _conv(cin: int, cout: int, k: int, hw_out: int, groups: int = 1, bias: bool = False, bn: bool = True) -> Cost:
+def _conv(
+    cin: int, cout: int, k: int, hw_out: int, groups: int = 1, bias: bool = False, bn: bool = True
+) -> Cost:
     """Cost of Conv2d (+ BatchNorm): weights, optional bias, BN affine; MACs over the output map."""
     weights = cout * (cin // groups) * k * k
     return Cost(weights + (cout if bias else 0) + (2 * cout if bn else 0), weights * hw_out)
@@ -175,7 +179,9 @@ class Conv(Block):
             raise _FieldError("groups", f"{self.groups} groups do not divide {cin} → {self.out} channels")
 
     def out_shape(self, x: Shape) -> Shape:
-        return Shape(self.out, conv_out(x.h, self.k, self.s, self.padding), conv_out(x.w, self.k, self.s, self.padding))
+        return Shape(
+            self.out, conv_out(x.h, self.k, self.s, self.padding), conv_out(x.w, self.k, self.s, self.padding)
+        )
 
     def cost(self, x: Shape) -> Cost:
         y = self.out_shape(x)
@@ -184,7 +190,7 @@ class Conv(Block):
 
 @dataclass(frozen=True, kw_only=True)
 class Pool(Block):
-    """Max or average pooling (ShuffleNet, SqueezeNet, Xception stems). `out` must equal the input channels."""
+    """Max or average pooling (ShuffleNet, SqueezeNet, Xception stems). `out` equals the input channels."""
 
     type: ClassVar[str] = "pool"
     kind: str = "max"
@@ -202,7 +208,11 @@ class Pool(Block):
             raise _FieldError("pad", f"must be between 0 and k // 2 = {self.k // 2}, got {self.pad}")
 
     def out_shape(self, x: Shape) -> Shape:
-        return Shape(x.c, conv_out(x.h, self.k, self.s, self.pad, self.ceil), conv_out(x.w, self.k, self.s, self.pad, self.ceil))
+        return Shape(
+            x.c,
+            conv_out(x.h, self.k, self.s, self.pad, self.ceil),
+            conv_out(x.w, self.k, self.s, self.pad, self.ceil),
+        )
 
     def cost(self, x: Shape) -> Cost:
         return Cost()
@@ -373,10 +383,14 @@ class ShuffleV1(Block):
         if self.s == 1 and self.out != cin:
             raise _FieldError("out", f"a stride-1 unit adds its input: out must equal {cin}")
         if self.branch_out(cin) < 1:
-            raise _FieldError("out", f"a stride-2 unit concatenates its {cin} input channels: out must exceed them")
+            raise _FieldError(
+                "out", f"a stride-2 unit concatenates its {cin} input channels: out must exceed them"
+            )
         g1 = self.groups if self.first_group else 1
         if cin % g1 or self.mid % self.groups or self.branch_out(cin) % self.groups:
-            raise _FieldError("groups", f"{self.groups} groups do not divide in={cin}, mid={self.mid}, branch out")
+            raise _FieldError(
+                "groups", f"{self.groups} groups do not divide in={cin}, mid={self.mid}, branch out"
+            )
 
     def out_shape(self, x: Shape) -> Shape:
         return Shape(self.out, conv_out(x.h, 3, self.s, 1), conv_out(x.w, 3, self.s, 1))
@@ -415,7 +429,9 @@ class ShuffleV2(Block):
         hw = y.h * y.w
         half = self.out // 2
         right_in = x.c if self.s > 1 else half
-        total = _conv(right_in, half, 1, x.h * x.w) + _conv(half, half, 3, hw, half) + _conv(half, half, 1, hw)
+        total = (
+            _conv(right_in, half, 1, x.h * x.w) + _conv(half, half, 3, hw, half) + _conv(half, half, 1, hw)
+        )
         if self.s > 1:
             total += _conv(x.c, x.c, 3, hw, x.c) + _conv(x.c, half, 1, hw)
         return total
@@ -510,7 +526,18 @@ class XceptionBlock(Block):
 
 BLOCK_TYPES: dict[str, type[Block]] = {
     cls.type: cls
-    for cls in (Conv, Pool, DepthwiseSeparable, InvertedResidual, Ghost, ShuffleV1, ShuffleV2, Fire, SeparableConv, XceptionBlock)
+    for cls in (
+        Conv,
+        Pool,
+        DepthwiseSeparable,
+        InvertedResidual,
+        Ghost,
+        ShuffleV1,
+        ShuffleV2,
+        Fire,
+        SeparableConv,
+        XceptionBlock,
+    )
 }
 
 
@@ -587,7 +614,9 @@ class Arch:
             if not isinstance(dense.out, int) or dense.out < 1:
                 raise SpecError(f"head.hidden[{i}].out: must be a positive integer, got {dense.out!r}")
             if dense.act not in ACTIVATIONS:
-                raise SpecError(f"head.hidden[{i}].act: must be one of {', '.join(ACTIVATIONS)}; got {dense.act!r}")
+                raise SpecError(
+                    f"head.hidden[{i}].act: must be one of {', '.join(ACTIVATIONS)}; got {dense.act!r}"
+                )
         sites = list(self._walk())
         if sites and min(sites[-1].y.h, sites[-1].y.w) < 1:
             raise SpecError(f"resolution: {self.resolution} is too small for this network's strides")
@@ -610,7 +639,7 @@ class Arch:
             x = y
 
     def paths(self) -> Iterator[tuple[str, Block]]:
-        """Every block before the pool, with its path in the spec: 'stem[0]', 'stages[2][1]', 'head.blocks[0]'."""
+        """Every block before the pool, with its path: 'stem[0]', 'stages[2][1]', 'head.blocks[0]'."""
         for i, block in enumerate(self.stem):
             yield f"stem[{i}]", block
         for s, stage in enumerate(self.stages):
@@ -640,7 +669,12 @@ class Arch:
         out: list[tuple[str, Cost]] = []
         width = feat.c
         for i, dense in enumerate(self.head.hidden):
-            out.append((f"head.hidden[{i}]", Cost(width * dense.out + (dense.out if dense.bias else 0), width * dense.out)))
+            out.append(
+                (
+                    f"head.hidden[{i}]",
+                    Cost(width * dense.out + (dense.out if dense.bias else 0), width * dense.out),
+                )
+            )
             width = dense.out
         n = self.num_classes
         hw = feat.h * feat.w if self.head.classifier == "conv" else 1
@@ -692,7 +726,9 @@ class Arch:
         """Content hash: equal for two specs that build the same network, whatever their names."""
         body = self.to_dict()
         del body["name"]
-        return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[
+            :16
+        ]
 
     @classmethod
     def from_dict(cls, data: Any) -> Arch:
@@ -727,13 +763,17 @@ class Arch:
             resolution=data["resolution"],
             in_channels=data.get("in_channels", 3),
             num_classes=data["num_classes"],
-            stem=[block_from_dict(b, f"stem[{i}]") for i, b in enumerate(_list(data.get("stem", []), "stem"))],
+            stem=[
+                block_from_dict(b, f"stem[{i}]") for i, b in enumerate(_list(data.get("stem", []), "stem"))
+            ],
             stages=[
-                [block_from_dict(b, f"stages[{s}][{i}]") for i, b in enumerate(stage)] for s, stage in enumerate(stages)
+                [block_from_dict(b, f"stages[{s}][{i}]") for i, b in enumerate(stage)]
+                for s, stage in enumerate(stages)
             ],
             head=Head(
                 blocks=tuple(
-                    block_from_dict(b, f"head.blocks[{i}]") for i, b in enumerate(_list(head.get("blocks", []), "head.blocks"))
+                    block_from_dict(b, f"head.blocks[{i}]")
+                    for i, b in enumerate(_list(head.get("blocks", []), "head.blocks"))
                 ),
                 hidden=tuple(hidden),
                 dropout=head.get("dropout", 0.0),
@@ -785,7 +825,8 @@ def block_from_dict(data: Any, where: str = "block") -> Block:
     args = {k: v for k, v in data.items() if k != "type"}
     _no_unknown(args, set(fields), f"{where}.")
     missing = [
-        name for name, f in fields.items()
+        name
+        for name, f in fields.items()
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and name not in args
     ]
     if missing:

@@ -55,8 +55,8 @@ def writable_dir(path: str | Path) -> Path:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".nas-probe-", delete=True)
-        probe.close()
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".nas-probe-"):
+            pass
     except OSError as err:
         raise NasError(f"cannot write to {path}: {err.strerror or err}") from None
     return path

@@ -1,7 +1,7 @@
 """`nas` command line: argument parsing and printing only; every command is a thin shell over the Python API.
 
-Each module of this package that defines `add_parser(subparsers)` contributes one command. A `NasError` (a user
-mistake) prints one line and exits 2; with `--json`, stdout carries exactly one JSON document.
+Each module of this package that defines `add_parser(subparsers)` contributes one command. A `NasError`
+(a user mistake) prints one line and exits 2; with `--json`, stdout carries exactly one JSON document.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Spec → `torch.nn.Module`. One builder for every block type; each block module takes (block, input channels)."""
+"""Spec → `torch.nn.Module`: one builder; each block type's module takes (block, input channels)."""
 
 from __future__ import annotations
 
@@ -93,7 +93,9 @@ def count_macs(module: nn.Module, arch: Arch) -> int:
         elif isinstance(m, nn.Linear):
             total += m.in_features * m.out_features
 
-    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    handles = [
+        m.register_forward_hook(hook) for m in module.modules() if isinstance(m, nn.Conv2d | nn.Linear)
+    ]
     try:
         module.eval()
         with torch.no_grad():

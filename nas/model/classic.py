@@ -114,7 +114,9 @@ class FireModule(nn.Module):
 class SepConv(nn.Sequential):
     """Depthwise then pointwise conv with nothing between; BN and activation follow (Xception)."""
 
-    def __init__(self, cin: int, cout: int, k: int = 3, s: int = 1, act: str = "relu", act_first: bool = False):
+    def __init__(
+        self, cin: int, cout: int, k: int = 3, s: int = 1, act: str = "relu", act_first: bool = False
+    ):
         # A leading ReLU must not act in place: the block's shortcut still reads its input.
         layers: list[nn.Module] = [nn.ReLU()] if act_first else []
         layers += [
@@ -136,7 +138,8 @@ class XceptionUnit(nn.Module):
     def __init__(self, b: XceptionBlock, cin: int):
         super().__init__()
         reps: list[nn.Module] = [
-            SepConv(ci, co, act_first=(i > 0 or b.start_relu)) for i, (ci, co) in enumerate(b.sep_channels(cin))
+            SepConv(ci, co, act_first=(i > 0 or b.start_relu))
+            for i, (ci, co) in enumerate(b.sep_channels(cin))
         ]
         if b.s > 1:
             reps.append(nn.MaxPool2d(3, b.s, 1))

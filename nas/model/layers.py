@@ -42,7 +42,9 @@ class ConvBNAct(nn.Sequential):
         bias: bool = False,
         pad: int | None = None,
     ):
-        layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, s, k // 2 if pad is None else pad, groups=groups, bias=bias)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(cin, cout, k, s, k // 2 if pad is None else pad, groups=groups, bias=bias)
+        ]
         if bn:
             layers.append(nn.BatchNorm2d(cout))
         if act != "none":

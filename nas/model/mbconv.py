@@ -32,7 +32,11 @@ class MBConv(nn.Module):
     def __init__(self, b: InvertedResidual, cin: int):
         super().__init__()
         self.residual = b.has_residual(cin)
-        self.expand = ConvBNAct(cin, b.mid, 1, groups=b.groups, act=b.act, bias=b.bias) if b.has_expand(cin) else nn.Identity()
+        self.expand = (
+            ConvBNAct(cin, b.mid, 1, groups=b.groups, act=b.act, bias=b.bias)
+            if b.has_expand(cin)
+            else nn.Identity()
+        )
         self.shuffle = ChannelShuffle(b.groups) if b.groups > 1 else nn.Identity()
         self.dw = ConvBNAct(b.mid, b.mid, b.k, b.s, groups=b.mid, act=b.act, bias=b.bias)
         self.se = SqueezeExcite(b.mid, b.se_channels(cin), b.se_act, b.se_gate) if b.se else nn.Identity()

@@ -72,7 +72,9 @@ def resolve(name: str) -> Variant:
     raise NasError(f"unknown zoo model {name!r}{hint}")
 
 
-def get(name: str, width: float | None = None, resolution: int | None = None, num_classes: int = 1000) -> Arch:
+def get(
+    name: str, width: float | None = None, resolution: int | None = None, num_classes: int = 1000
+) -> Arch:
     """The spec of a zoo model. `width` overrides the variant's multiplier (scalable families only)."""
     v = resolve(name)
     if width is not None and width != v.width and not v.family.scalable:

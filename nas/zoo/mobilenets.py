@@ -1,19 +1,97 @@
 """MobileNetV1/V2/V3, MnasNet, ProxylessNAS, FBNet and EfficientNet-B0 as specs.
 
 Each family is a function of (width, resolution, num_classes) that resolves every channel count with
-`make_divisible`, exactly as the reference implementation named in its docstring does.
+`make_divisible`, exactly as the reference implementation named in its docstring does. Layer tables are
+written out here (not decoded from block strings) so that `nas.block_strings` can be checked against them.
 """
 
 from __future__ import annotations
 
-from nas.arch import Arch, Conv, Head, InvertedResidual, make_divisible
+from collections.abc import Callable
+
+from nas.arch import Arch, Block, Conv, Dense, DepthwiseSeparable, Head, InvertedResidual, make_divisible
 from nas.zoo import Family, register
 
 
+def _arch(resolution: int, num_classes: int, stem: Block, stages: list[list[Block]], head: Head) -> Arch:
+    return Arch(resolution=resolution, num_classes=num_classes, stem=[stem], stages=stages, head=head)
+
+
+def _ir_stages(
+    cin: int, width: float, table: list[tuple], act: str, se_from: str, se_gate: str, se_act: str
+) -> list[list[Block]]:
+    """Stages of inverted residuals from rows (expansion, kernel, out, repeats, stride, se, act or None),
+    by timm's rule: mid = make_divisible(in · e) from the rounded input channels,
+    out = make_divisible(c · width), only the first block of a row strides.
+    An empty `se_act` means the block's activation."""
+    stages = []
+    for e, k, c, n, s, se, row_act in table:
+        out = make_divisible(c * width)
+        stage: list[Block] = []
+        se_fields = (
+            {"se": se, "se_from": se_from, "se_gate": se_gate, "se_act": se_act or row_act or act}
+            if se
+            else {}
+        )
+        for i in range(n):
+            mid = make_divisible(cin * e)
+            stage.append(
+                InvertedResidual(out=out, mid=mid, k=k, s=s if i == 0 else 1, act=row_act or act, **se_fields)
+            )
+            cin = out
+        stages.append(stage)
+    return stages
+
+
+# ---------------------------------------------------------------------------------------------- MobileNetV1
+
+
+def mobilenet_v1(width: float, resolution: int, num_classes: int) -> Arch:
+    """MobileNetV1 (Howard et al. 2017), as timm's `_gen_mobilenet_v1`: depthwise-separable blocks with an
+    activation after both convs and no residual, ReLU6, no last 1×1 conv (the classifier reads the 1024·α
+    channels of the last block). The paper's `int(c·α)` equals timm's rounding at the published widths."""
+    table = [(64, 1, 1), (128, 2, 2), (256, 2, 2), (512, 6, 2), (1024, 2, 2)]  # (out, repeats, stride)
+    stages = [
+        [
+            DepthwiseSeparable(
+                out=make_divisible(c * width), k=3, s=s if i == 0 else 1, act="relu6", pw_act=True, skip=False
+            )
+            for i in range(n)
+        ]
+        for c, n, s in table
+    ]
+    stem = Conv(out=make_divisible(32 * width), k=3, s=2, act="relu6")
+    return _arch(resolution, num_classes, stem, stages, Head())
+
+
+register(
+    Family(
+        "mobilenet_v1",
+        mobilenet_v1,
+        widths=(1.0, 0.75, 0.5, 0.25),
+        reference=lambda w: (
+            ("MobileNetV1", f"{w:g}" if w != 1.0 else "1.0") if w in (1.0, 0.75, 0.5, 0.25) else None
+        ),
+        summary="MobileNetV1 (Howard et al. 2017); timm's mobilenetv1 layout",
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------------- MobileNetV2
+
+
 def mobilenet_v2(width: float, resolution: int, num_classes: int) -> Arch:
-    """MobileNetV2 (Sandler et al. 2018), as torchvision's `mobilenet_v2`: every width rounded to a multiple of
-    8, the last conv kept at 1280 for widths below 1, expansion taken from the rounded input channels."""
-    settings = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
+    """MobileNetV2 (Sandler et al. 2018), as torchvision's `mobilenet_v2`: every width rounded to a multiple
+    of 8, the last conv kept at 1280 for widths below 1, expansion taken from the rounded input channels."""
+    settings = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ]
     cin = make_divisible(32 * width)
     stages = []
     for t, c, n, s in settings:
@@ -38,7 +116,373 @@ register(
         "mobilenet_v2",
         mobilenet_v2,
         widths=(1.4, 1.0, 0.75, 0.5, 0.35),
-        reference=lambda w: ("MobileNetV2", f"{w:g}" if w != 1.0 else "1.0") if w in (1.4, 1.0, 0.75, 0.5) else None,
+        reference=lambda w: (
+            ("MobileNetV2", f"{w:g}" if w != 1.0 else "1.0") if w in (1.4, 1.0, 0.75, 0.5) else None
+        ),
         summary="MobileNetV2 (Sandler et al. 2018); torchvision's channel rounding",
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------------- MobileNetV3
+
+# Rows: (expansion, kernel, out, repeats, stride, se ratio, act). SE width = make_divisible(mid/4),
+# hard-sigmoid gate, ReLU inside (the InvertedResidual defaults).
+_MNV3_LARGE = [
+    [(4, 3, 24, 1, 2, 0.0, "relu"), (3, 3, 24, 1, 1, 0.0, "relu")],
+    [(3, 5, 40, 3, 2, 0.25, "relu")],
+    [(6, 3, 80, 1, 2, 0.0, None), (2.5, 3, 80, 1, 1, 0.0, None), (2.3, 3, 80, 2, 1, 0.0, None)],
+    [(6, 3, 112, 2, 1, 0.25, None)],
+    [(6, 5, 160, 3, 2, 0.25, None)],
+]
+_MNV3_SMALL = [
+    [(4.5, 3, 24, 1, 2, 0.0, "relu"), (3.67, 3, 24, 1, 1, 0.0, "relu")],
+    [(4, 5, 40, 1, 2, 0.25, None), (6, 5, 40, 2, 1, 0.25, None)],
+    [(3, 5, 48, 2, 1, 0.25, None)],
+    [(6, 5, 96, 3, 2, 0.25, None)],
+]
+
+
+def _mobilenet_v3(width: float, resolution: int, num_classes: int, small: bool) -> Arch:
+    stem = make_divisible(16 * width) if width >= 0.75 else 16  # timm: fix_stem below 0.75
+    first = DepthwiseSeparable(
+        out=make_divisible(16 * width),
+        k=3,
+        s=2 if small else 1,
+        act="relu",
+        se=0.25 if small else 0.0,
+        **({"se_from": "mid", "se_gate": "hsigmoid"} if small else {}),
+    )
+    cin = first.out
+    stages: list[list[Block]] = [[first]]
+    for rows in _MNV3_SMALL if small else _MNV3_LARGE:
+        stage = []
+        for row in rows:
+            built = _ir_stages(cin, width, [row], "hswish", "mid", "hsigmoid", "relu")[0]
+            stage += built
+            cin = built[-1].out
+        stages.append(stage)
+    stages.append([Conv(out=make_divisible((576 if small else 960) * width), k=1, act="hswish")])
+    head = Head(hidden=(Dense(out=1024 if small else 1280, act="hswish"),), dropout=0.2)
+    return _arch(resolution, num_classes, Conv(out=stem, k=3, s=2, act="hswish"), stages, head)
+
+
+def mobilenet_v3_large(width: float, resolution: int, num_classes: int) -> Arch:
+    """MobileNetV3-Large (Howard et al. 2019), as timm's `mobilenetv3_large_100/_075`: mid =
+    make_divisible(in·e) from the paper's ratios, SE on make_divisible(mid/4), the 1280 hidden layer kept at
+    every width. torchvision differs at 0.75 (it scales the absolute expansions and the head 1280→960; csv
+    notes): we follow timm."""
+    return _mobilenet_v3(width, resolution, num_classes, small=False)
+
+
+def mobilenet_v3_small(width: float, resolution: int, num_classes: int) -> Arch:
+    """MobileNetV3-Small (Howard et al. 2019), as timm's `mobilenetv3_small_100/_075`; like the
+    implementations (csv notes) and unlike the paper's Table 2, no SE on the last 1×1 conv. At 0.75 we follow
+    timm (1024-wide hidden layer; torchvision scales it to 768)."""
+    return _mobilenet_v3(width, resolution, num_classes, small=True)
+
+
+def _mnv3_reference(model: str) -> Callable[[float], tuple[str, str] | None]:
+    return lambda w: (model, f"{w:g}" if w != 1.0 else "1.0") if w in (1.0, 0.75) else None
+
+
+register(
+    Family(
+        "mobilenet_v3_large",
+        mobilenet_v3_large,
+        widths=(1.0, 0.75),
+        reference=_mnv3_reference("MobileNetV3-Large"),
+        summary="MobileNetV3-Large (Howard et al. 2019); timm's layout",
+    )
+)
+register(
+    Family(
+        "mobilenet_v3_small",
+        mobilenet_v3_small,
+        widths=(1.0, 0.75),
+        reference=_mnv3_reference("MobileNetV3-Small"),
+        summary="MobileNetV3-Small (Howard et al. 2019); timm's layout",
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------------- MnasNet
+
+
+def _mnasnet(
+    width: float, resolution: int, num_classes: int, stem: int, first: DepthwiseSeparable, table: list[tuple]
+) -> Arch:
+    """timm's MnasNet layout: stem, a depthwise-separable block, inverted residuals, 1×1 conv to 1280, ReLU;
+    SE on round(in/4) channels (`se_from="in"`), sigmoid gate."""
+    stem_conv = Conv(out=make_divisible(stem * width), k=3, s=2, act="relu")
+    first = first.replace(out=make_divisible(first.out * width))  # type: ignore[assignment]
+    stages: list[list[Block]] = [[first]]
+    stages += _ir_stages(first.out, width, table, "relu", "in", "sigmoid", "")
+    head = Head(blocks=(Conv(out=1280, k=1, act="relu"),), dropout=0.2)
+    return _arch(resolution, num_classes, stem_conv, stages, head)
+
+
+def mnasnet_a1(width: float, resolution: int, num_classes: int) -> Arch:
+    """MnasNet-A1 (Tan et al. 2019), as timm's `semnasnet_100` (= the TF TPU reference, pytorchcv
+    mnasnet_a1): SE width round(0.25 · block input channels), not make_divisible (csv notes)."""
+    table = [
+        (6, 3, 24, 2, 2, 0.0, None),
+        (3, 5, 40, 3, 2, 0.25, None),
+        (6, 3, 80, 4, 2, 0.0, None),
+        (6, 3, 112, 2, 1, 0.25, None),
+        (6, 5, 160, 3, 2, 0.25, None),
+        (6, 3, 320, 1, 1, 0.0, None),
+    ]
+    return _mnasnet(width, resolution, num_classes, 32, DepthwiseSeparable(out=16, k=3, skip=False), table)
+
+
+def mnasnet_b1(width: float, resolution: int, num_classes: int) -> Arch:
+    """MnasNet-B1 (Tan et al. 2019, the no-SE search space), as timm's `mnasnet_100` (= torchvision
+    `mnasnet1_0`, pytorchcv mnasnet_b1)."""
+    table = [
+        (3, 3, 24, 3, 2, 0.0, None),
+        (3, 5, 40, 3, 2, 0.0, None),
+        (6, 5, 80, 3, 2, 0.0, None),
+        (6, 3, 96, 2, 1, 0.0, None),
+        (6, 5, 192, 4, 2, 0.0, None),
+        (6, 3, 320, 1, 1, 0.0, None),
+    ]
+    arch = _mnasnet(width, resolution, num_classes, 32, DepthwiseSeparable(out=16, k=3, skip=False), table)
+    last = arch.stages[-1][-1].replace(skip=False)  # timm's `noskip` (no effect on a 192 → 320 block)
+    return arch.replace(stages=[*arch.stages[:-1], [last]])
+
+
+def mnasnet_small(width: float, resolution: int, num_classes: int) -> Arch:
+    """MnasNet-small (Tan et al. 2019, the 'search2' model), as timm's `mnasnet_small` (= TF's mnasnet-small;
+    MobileNetV3's 'Mnas-small' row quotes the search1 figures, csv notes)."""
+    table = [
+        (3, 3, 16, 1, 2, 0.0, None),
+        (6, 3, 16, 2, 2, 0.0, None),
+        (6, 5, 32, 4, 2, 0.25, None),
+        (6, 3, 32, 3, 1, 0.25, None),
+        (6, 5, 88, 3, 2, 0.25, None),
+        (6, 3, 144, 1, 1, 0.0, None),
+    ]
+    return _mnasnet(width, resolution, num_classes, 8, DepthwiseSeparable(out=8, k=3), table)
+
+
+register(
+    Family(
+        "mnasnet_a1",
+        mnasnet_a1,
+        reference=lambda w: ("MnasNet-A1", "1.0") if w == 1.0 else None,
+        summary="MnasNet-A1 (Tan et al. 2019); timm semnasnet_100",
+    )
+)
+register(
+    Family(
+        "mnasnet_b1",
+        mnasnet_b1,
+        reference=lambda w: ("MnasNet-B1", "1.0") if w == 1.0 else None,
+        summary="MnasNet-B1 (Tan et al. 2019); torchvision mnasnet1_0",
+    )
+)
+register(
+    Family(
+        "mnasnet_small",
+        mnasnet_small,
+        reference=lambda w: ("MnasNet-small", "1.0") if w == 1.0 else None,
+        summary="MnasNet-small (Tan et al. 2019); timm mnasnet_small",
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------------- ProxylessNAS
+
+
+def proxylessnas_mobile(width: float, resolution: int, num_classes: int) -> Arch:
+    """ProxylessNAS-mobile (Cai et al. 2019), as pytorchcv's `proxylessnas_mobile` (the layers of
+    mit-han-lab's proxyless_mobile.config, its zero ops left out; mid = round(in · e)). ReLU6 throughout as
+    the official code; pytorchcv puts ReLU on the stem and last conv (same parameters)."""
+    # Stages of (out, kernel, expansion); None is a zero op (an identity unit). Stage 0 keeps stride 1.
+    table = [
+        [(16, 3, 1)],
+        [(32, 5, 3), (32, 3, 3), None, None],
+        [(40, 7, 3), (40, 3, 3), (40, 5, 3), (40, 5, 3)],
+        [(80, 7, 6), (80, 5, 3), (80, 5, 3), (80, 5, 3), (96, 5, 6), (96, 5, 3), (96, 5, 3), (96, 5, 3)],
+        [(192, 7, 6), (192, 7, 6), (192, 7, 3), (192, 7, 3), (320, 7, 6)],
+    ]
+    cin = make_divisible(32 * width)
+    stages: list[list[Block]] = []
+    for i, rows in enumerate(table):
+        stage: list[Block] = []
+        for j, row in enumerate(rows):
+            if row is None:
+                continue
+            c, k, e = row
+            out = make_divisible(c * width)
+            stage.append(
+                InvertedResidual(out=out, mid=round(cin * e), k=k, s=2 if j == 0 and i else 1, act="relu6")
+            )
+            cin = out
+        stages.append(stage)
+    head = Head(blocks=(Conv(out=make_divisible(1280 * max(1.0, width)), k=1, act="relu6"),))
+    return _arch(
+        resolution, num_classes, Conv(out=make_divisible(32 * width), k=3, s=2, act="relu6"), stages, head
+    )
+
+
+register(
+    Family(
+        "proxylessnas_mobile",
+        proxylessnas_mobile,
+        reference=lambda w: ("ProxylessNAS-mobile", "1.0") if w == 1.0 else None,
+        summary="ProxylessNAS-mobile (Cai et al. 2019); pytorchcv proxylessnas_mobile",
+    )
+)
+
+
+# ---------------------------------------------------------------------------------------------- FBNet
+
+# mobile-vision's fbnet_modeldef_cls_fbnet.py: stages of (kernel, out, stride, expansion, groups); a kernel of
+# None is a "skip" op, an identity here (it is only used where the shape is kept). Stage 0 is the stem.
+_FBNET: dict[str, tuple[list[list[tuple]], int]] = {
+    "a": (
+        [
+            [(None, 16, 1, 1, 1)],
+            [(3, 24, 2, 3, 1), (3, 24, 1, 1, 1), (None, 24, 1, 1, 1), (None, 24, 1, 1, 1)],
+            [(5, 32, 2, 6, 1), (3, 32, 1, 3, 1), (5, 32, 1, 1, 1), (3, 32, 1, 3, 1)],
+            [
+                (5, 64, 2, 6, 1),
+                (5, 64, 1, 3, 1),
+                (5, 64, 1, 1, 2),
+                (5, 64, 1, 6, 1),
+                (3, 112, 1, 6, 1),
+                (5, 112, 1, 1, 2),
+                (5, 112, 1, 3, 1),
+                (3, 112, 1, 1, 2),
+            ],
+            [(5, 184, 2, 6, 1), (5, 184, 1, 6, 1), (5, 184, 1, 3, 1), (5, 184, 1, 6, 1), (5, 352, 1, 6, 1)],
+        ],
+        1504,
+    ),
+    "b": (
+        [
+            [(3, 16, 1, 1, 1)],
+            [(3, 24, 2, 6, 1), (5, 24, 1, 1, 1), (3, 24, 1, 1, 1), (3, 24, 1, 1, 1)],
+            [(5, 32, 2, 6, 1), (5, 32, 1, 3, 1), (3, 32, 1, 6, 1), (5, 32, 1, 6, 1)],
+            [
+                (5, 64, 2, 6, 1),
+                (5, 64, 1, 6, 1),
+                (None, 64, 1, 1, 1),
+                (5, 64, 1, 3, 1),
+                (5, 112, 1, 6, 1),
+                (3, 112, 1, 1, 1),
+                (5, 112, 1, 1, 1),
+                (5, 112, 1, 3, 1),
+            ],
+            [(5, 184, 2, 6, 1), (5, 184, 1, 1, 1), (5, 184, 1, 6, 1), (5, 184, 1, 6, 1), (3, 352, 1, 6, 1)],
+        ],
+        1984,
+    ),
+    "c": (
+        [
+            [(3, 16, 1, 1, 1)],
+            [(3, 24, 2, 6, 1), (None, 24, 1, 1, 1), (3, 24, 1, 1, 1), (3, 24, 1, 1, 1)],
+            [(5, 32, 2, 6, 1), (5, 32, 1, 3, 1), (5, 32, 1, 6, 1), (3, 32, 1, 6, 1)],
+            [
+                (5, 64, 2, 6, 1),
+                (5, 64, 1, 3, 1),
+                (5, 64, 1, 6, 1),
+                (5, 64, 1, 6, 1),
+                (5, 112, 1, 6, 1),
+                (5, 112, 1, 6, 1),
+                (5, 112, 1, 6, 1),
+                (5, 112, 1, 3, 1),
+            ],
+            [(5, 184, 2, 6, 1), (5, 184, 1, 6, 1), (5, 184, 1, 6, 1), (5, 184, 1, 6, 1), (3, 352, 1, 6, 1)],
+        ],
+        1984,
+    ),
+}
+
+
+def _fbnet(variant: str, width: float, resolution: int, num_classes: int) -> Arch:
+    """FBNet (Wu et al. 2019) as facebookresearch/mobile-vision's fbnet_v2 `fbnet_<variant>`: every conv has a
+    bias, the `_g2` ops group the 1×1 convs in two and shuffle channels, mid = make_divisible(in · e).
+    timm's `fbnetc_100` (no conv biases, its own reading of the paper) differs: we follow mobile-vision."""
+    table, last = _FBNET[variant]
+    cin = make_divisible(16 * width)
+    stages: list[list[Block]] = []
+    for rows in table:
+        stage: list[Block] = []
+        for k, c, s, e, groups in rows:
+            out = make_divisible(c * width)
+            if k is not None:
+                stage.append(
+                    InvertedResidual(out=out, mid=make_divisible(cin * e), k=k, s=s, groups=groups, bias=True)
+                )
+            cin = out
+        stages.append(stage)
+    head = Head(blocks=(Conv(out=make_divisible(last * max(1.0, width)), k=1, bias=True),))
+    return _arch(
+        resolution, num_classes, Conv(out=make_divisible(16 * width), k=3, s=2, bias=True), stages, head
+    )
+
+
+def fbnet_a(width: float, resolution: int, num_classes: int) -> Arch:
+    """FBNet-A (Wu et al. 2019), as mobile-vision's `fbnet_a` (see `_fbnet`)."""
+    return _fbnet("a", width, resolution, num_classes)
+
+
+def fbnet_b(width: float, resolution: int, num_classes: int) -> Arch:
+    """FBNet-B (Wu et al. 2019), as mobile-vision's `fbnet_b` (see `_fbnet`)."""
+    return _fbnet("b", width, resolution, num_classes)
+
+
+def fbnet_c(width: float, resolution: int, num_classes: int) -> Arch:
+    """FBNet-C (Wu et al. 2019), as mobile-vision's `fbnet_c` (see `_fbnet`); timm's fbnetc_100 has no conv
+    biases (5,572,200 params, csv)."""
+    return _fbnet("c", width, resolution, num_classes)
+
+
+for _variant, _make in (("A", fbnet_a), ("B", fbnet_b), ("C", fbnet_c)):
+    register(
+        Family(
+            f"fbnet_{_variant.lower()}",
+            _make,
+            reference=lambda w, v=_variant: ("FBNet", v) if w == 1.0 else None,
+            summary=f"FBNet-{_variant} (Wu et al. 2019); mobile-vision fbnet_v2",
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------------- EfficientNet
+
+
+def efficientnet_b0(width: float, resolution: int, num_classes: int) -> Arch:
+    """EfficientNet-B0 (Tan & Le 2019), as torchvision's `efficientnet_b0` (= timm): swish, SE on
+    0.25 · block input channels with a sigmoid gate, the first block depthwise-separable (no expansion)."""
+    se = {"se": 0.25, "se_from": "in", "se_gate": "sigmoid", "se_act": "swish"}
+    first = DepthwiseSeparable(out=make_divisible(16 * width), k=3, act="swish", **se)  # type: ignore[arg-type]
+    table = [
+        (6, 3, 24, 2, 2, 0.25, None),
+        (6, 5, 40, 2, 2, 0.25, None),
+        (6, 3, 80, 3, 2, 0.25, None),
+        (6, 5, 112, 3, 1, 0.25, None),
+        (6, 5, 192, 4, 2, 0.25, None),
+        (6, 3, 320, 1, 1, 0.25, None),
+    ]
+    stages: list[list[Block]] = [
+        [first],
+        *_ir_stages(first.out, width, table, "swish", "in", "sigmoid", "swish"),
+    ]
+    head = Head(blocks=(Conv(out=make_divisible(1280 * width), k=1, act="swish"),), dropout=0.2)
+    return _arch(
+        resolution, num_classes, Conv(out=make_divisible(32 * width), k=3, s=2, act="swish"), stages, head
+    )
+
+
+register(
+    Family(
+        "efficientnet_b0",
+        efficientnet_b0,
+        reference=lambda w: ("EfficientNet-B0", "-") if w == 1.0 else None,
+        summary="EfficientNet-B0 (Tan & Le 2019); torchvision efficientnet_b0",
     )
 )
