@@ -16,10 +16,8 @@ def load(arch: "str | Arch", weights: "str | None" = None):
     Weights are read with `torch.load(weights_only=True)`: a plain `state_dict`, never a pickle of code."""
     from pathlib import Path
 
-    import torch
-
     from nas import zoo
-    from nas.io import read_json
+    from nas.io import read_json, read_state_dict
     from nas.model import build
 
     if isinstance(arch, Arch):
@@ -30,10 +28,7 @@ def load(arch: "str | Arch", weights: "str | None" = None):
         spec = zoo.get(arch)
     net = build(spec)
     if weights is not None:
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises several kinds for a bad file
-            raise NasError(f"cannot read weights {weights}: {err}") from None
+        state = read_state_dict(weights)
         try:
             net.load_state_dict(state)
         except (RuntimeError, TypeError) as err:

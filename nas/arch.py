@@ -124,7 +124,14 @@ class Block:
         raise NotImplementedError
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": self.type, **dataclasses.asdict(self)}
+        # A ratio spelled 0 or 0.0 is the same network: float fields are written as floats, so hashes agree.
+        return {
+            "type": self.type,
+            **{
+                f.name: float(getattr(self, f.name)) if f.type == "float" else getattr(self, f.name)
+                for f in dataclasses.fields(self)
+            },
+        }
 
     def replace(self, **changes: Any) -> Block:
         return dataclasses.replace(self, **changes)
@@ -712,7 +719,7 @@ class Arch:
             "head": {
                 "blocks": [b.to_dict() for b in h.blocks],
                 "hidden": [dataclasses.asdict(d) for d in h.hidden],
-                "dropout": h.dropout,
+                "dropout": float(h.dropout),
                 "classifier": h.classifier,
                 "classifier_bias": h.classifier_bias,
             },

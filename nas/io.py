@@ -11,6 +11,9 @@ from typing import Any
 
 from nas.errors import NasError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call `write(tmp)` on a temporary file beside `path`, then rename it into place."""
@@ -20,6 +23,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -60,3 +64,20 @@ def writable_dir(path: str | Path) -> Path:
     except OSError as err:
         raise NasError(f"cannot write to {path}: {err.strerror or err}") from None
     return path
+
+
+def read_state_dict(path: str | Path) -> dict[str, Any]:
+    """A state_dict file, read with torch.load(weights_only=True); one-line NasError for anything else."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise NasError(f"weights file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several kinds for a file that is not its format
+        first = str(err).strip().split("\n")[0].split(". ")[0]
+        raise NasError(f"cannot read weights {path}: not a torch state_dict file ({first})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise NasError(f"weights {path} hold a {type(state).__name__}, not a state_dict (names → tensors)")
+    return state
