@@ -1,0 +1,199 @@
+"""Accuracy evaluators for the search: `make_evaluator(kind, data, config)` → `evaluator(arch, report=None)`.
+
+- ``train``: build the candidate for the data's classes at the proxy resolution, seed, train with `TrainConfig`
+  (`PROXY_TRAIN`, the default, is sized for trials of ~10–20 s on one core of this machine), and return top-1 on
+  the validation split (held out from the training data). `report` is passed to `train` for Optuna pruning.
+- ``zero-cost``: score the untrained candidate (`ZeroCostConfig.score`: "synflow" or "naswot") and map the score
+  to a number in (0, 1) with a logistic squash, ``sigmoid((score − center) / scale)``. That number increases with
+  the score, is positive, and so can stand where MnasNet's reward ACC·(LAT/T)^w expects an accuracy — but it is
+  **a proxy, not an accuracy**: `center` and `scale` only set how strongly it trades against latency in the soft
+  reward (the default center/scale put the default space's candidates roughly in 0.3–0.7). The raw score is in
+  `extra["score"]`. On 12 random candidates of the default space their Kendall τ with one epoch of proxy
+  training was 0.20 (SynFlow) and 0.26 (NASWOT), and both grow mostly with network size: use it to screen,
+  not to pick.
+
+The latency of a candidate is never estimated here: the search predicts it at the deployment resolution.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from nas.accuracy.data import DataSplits
+from nas.accuracy.train import Report, TrainConfig, train
+from nas.accuracy.zero_cost import KINDS as SCORE_KINDS
+from nas.accuracy.zero_cost import zero_cost_score
+from nas.arch import Arch
+from nas.errors import NasError
+from nas.model import build, count_params
+
+EVALUATORS = ("train", "zero-cost")
+
+# The default proxy-training recipe of the search: one epoch over the training split at the data's own 32×32, in
+# batches of 32 (125 SGD steps on `synthetic`), no augmentation (each image is seen once, so crops and flips only
+# add noise). MobileNetV3-Large takes ~15 s on one core of this machine (bench/accuracy_proxy.py).
+PROXY_TRAIN = TrainConfig(epochs=1, batch_size=32, lr=0.05, augment=False, resolution=None)
+
+
+@dataclass(frozen=True)
+class ZeroCostConfig:
+    score: str = "synflow"
+    batch_size: int = 64
+    seed: int = 0
+    resolution: int | None = None
+    # Logistic squash of the raw score into (0, 1); None → the per-score defaults below.
+    center: float | None = None
+    scale: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.score not in SCORE_KINDS:
+            raise NasError(f"unknown zero-cost score {self.score!r} (known: {', '.join(SCORE_KINDS)})")
+        if self.batch_size < 2:
+            raise NasError(f"zero-cost batch_size must be at least 2, got {self.batch_size}")
+        if self.scale is not None and not self.scale > 0:
+            raise NasError(f"zero-cost scale must be positive, got {self.scale}")
+
+
+# (center, scale) of the squash per score: about the median and half the spread of 12 random archs of the default
+# space on `synthetic` at 32×32, NASWOT on a batch of 64 (bench/accuracy_proxy.py --samples 12, 2026-11-26:
+# synflow 40–64, median 54; naswot 667–717, median 686), so those archs map to roughly 0.3–0.7. Both raw scores
+# shift with the resolution, the class count and (NASWOT) the batch size: set `center`/`scale` for other settings.
+SQUASH_DEFAULTS: dict[str, tuple[float, float]] = {"synflow": (54.0, 12.0), "naswot": (688.0, 30.0)}
+
+
+@dataclass
+class EvalResult:
+    """`accuracy`: validation top-1 (train) or the squashed proxy score (zero-cost); `epochs` trained (0 for
+    zero-cost); `extra`: details (history, steps, params, raw score, …), JSON-serialisable."""
+
+    accuracy: float
+    seconds: float
+    epochs: float = 0.0
+    pruned: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _proxy_arch(arch: Arch, data: DataSplits, resolution: int) -> Arch:
+    try:
+        return arch.replace(resolution=resolution, num_classes=data.num_classes)
+    except NasError as err:
+        name = arch.name or arch.hash
+        raise NasError(f"candidate {name} cannot run at the proxy resolution {resolution}: {err}") from None
+
+
+def zero_init_residuals(model: torch.nn.Module) -> int:
+    """Zero the last BN scale of every residual block, so each starts as the identity (Goyal et al. 2017):
+    deep MBConv nets then learn faster in a short run (+2 points for MobileNetV3-Large after one epoch on
+    `synthetic`, two seeds). Returns the number of blocks changed."""
+    changed = 0
+    for module in model.modules():
+        last = getattr(module, "project", getattr(module, "pw", None))  # MBConv / depthwise-separable
+        if not getattr(module, "residual", False) or not isinstance(last, torch.nn.Sequential) or len(last) < 2:
+            continue
+        if isinstance(last[1], torch.nn.BatchNorm2d):
+            torch.nn.init.zeros_(last[1].weight)
+            changed += 1
+    return changed
+
+
+class TrainEvaluator:
+    kind = "train"
+
+    def __init__(self, data: DataSplits, config: TrainConfig | None = None):
+        self.data = data
+        self.config = config or PROXY_TRAIN
+
+    @property
+    def resolution(self) -> int:
+        return self.config.resolution or self.data.image_size
+
+    def __call__(self, arch: Arch, report: Report | None = None) -> EvalResult:
+        start = time.perf_counter()
+        proxy = _proxy_arch(arch, self.data, self.resolution)
+        torch.manual_seed(self.config.seed)
+        model = build(proxy)
+        zero_init_residuals(model)
+        result = train(model, self.data, self.config, report)
+        return EvalResult(
+            accuracy=float(result.accuracy if result.accuracy is not None else 0.0),
+            seconds=time.perf_counter() - start,
+            epochs=result.epochs,
+            pruned=result.pruned,
+            extra={
+                "history": [list(h) for h in result.history],
+                "steps": result.steps,
+                "train_loss": result.train_loss,
+                "train_seconds": result.seconds,
+                "params": count_params(model),
+                "proxy_resolution": self.resolution,
+                "config": asdict(self.config),
+            },
+        )
+
+
+class ZeroCostEvaluator:
+    kind = "zero-cost"
+
+    def __init__(self, data: DataSplits, config: ZeroCostConfig | None = None):
+        self.data = data
+        self.config = config or ZeroCostConfig()
+        gen = torch.Generator().manual_seed(self.config.seed)
+        n = min(self.config.batch_size, len(data.train))
+        self.batch = data.train.x[torch.randperm(len(data.train), generator=gen)[:n]]
+        center, scale = SQUASH_DEFAULTS[self.config.score]
+        self.center = center if self.config.center is None else self.config.center
+        self.scale = scale if self.config.scale is None else self.config.scale
+
+    @property
+    def resolution(self) -> int:
+        return self.config.resolution or self.data.image_size
+
+    def squash(self, score: float) -> float:
+        """Monotone map of a raw score into (0, 1), clamped away from 0 so a reward stays positive."""
+        z = (score - self.center) / self.scale
+        value = 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
+        return min(max(value, 1e-6), 1 - 1e-6)
+
+    def __call__(self, arch: Arch, report: Report | None = None) -> EvalResult:
+        start = time.perf_counter()
+        proxy = _proxy_arch(arch, self.data, self.resolution)
+        torch.manual_seed(self.config.seed)
+        model = build(proxy)
+        batch = self.batch
+        if self.resolution != batch.shape[-1]:
+            batch = torch.nn.functional.interpolate(batch, size=(self.resolution,) * 2, mode="bilinear",
+                                                    align_corners=False)
+        prev = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            score = zero_cost_score(model, batch, self.config.score)
+        finally:
+            torch.set_num_threads(prev)
+        return EvalResult(
+            accuracy=self.squash(score),
+            seconds=time.perf_counter() - start,
+            extra={"score": score, "score_kind": self.config.score, "params": count_params(model),
+                   "proxy_resolution": self.resolution, "proxy": True},
+        )
+
+
+Evaluator = Callable[..., EvalResult]
+
+
+def make_evaluator(kind: str, data: DataSplits, config: TrainConfig | ZeroCostConfig | None = None) -> Evaluator:
+    """An evaluator of architectures on `data`: "train" (config: TrainConfig) or "zero-cost" (ZeroCostConfig)."""
+    if kind == "train":
+        if config is not None and not isinstance(config, TrainConfig):
+            raise NasError("the train evaluator takes a TrainConfig")
+        return TrainEvaluator(data, config)
+    if kind in ("zero-cost", "zerocost", "zero_cost"):
+        if config is not None and not isinstance(config, ZeroCostConfig):
+            raise NasError("the zero-cost evaluator takes a ZeroCostConfig")
+        return ZeroCostEvaluator(data, config)
+    raise NasError(f"unknown evaluator {kind!r} (known: {', '.join(EVALUATORS)})")
