@@ -1,0 +1,378 @@
+"""`nas latency build | predict | validate | export-ops | import | show`: per-op latency tables."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from nas.cli import print_json
+from nas.errors import NasError
+
+DEFAULT_SPACE = "mobilenetv3"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("latency", help="build, check and use per-op latency tables")
+    sub = p.add_subparsers(dest="latency_command", metavar="ACTION", required=True)
+
+    b = sub.add_parser("build", help="time every op of a space, the zoo or a network on this machine")
+    b.add_argument("--device", required=True, help="name of this machine's table (cpu, or a name of yours)")
+    _add_source(b)
+    b.add_argument("--runtime", choices=("onnxruntime", "torch"), default="onnxruntime")
+    b.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    b.add_argument("--rounds", type=int, default=2, help="separate timing passes over all ops (default 2)")
+    b.add_argument("--runs", type=int, default=10, help="timed runs per repeat (default 10)")
+    b.add_argument("--max-repeats", type=int, default=8, help="repeats cap per op and round (default 8)")
+    b.add_argument("--cpu", type=int, help="core to pin the timing worker to (default: the last one)")
+    b.add_argument(
+        "--clock",
+        choices=("thread", "wall"),
+        help="thread: CPU time of the timing thread (default with 1 thread; robust on a shared machine); "
+        "wall: elapsed time (always with more threads)",
+    )
+    b.add_argument("--out", help="table path (default: latency_tables/DEVICE.json)")
+    b.add_argument("--note", help="a remark stored in the table (e.g. how quiet the machine was)")
+    b.add_argument(
+        "--add",
+        action="store_true",
+        help="keep the ops of the existing table (same runtime, protocol, host) and time only the new ones",
+    )
+    b.add_argument("--json", action="store_true", help="print one JSON document")
+    b.set_defaults(func=run_build)
+
+    pr = sub.add_parser("predict", help="predicted latency of a zoo model or an architecture file")
+    pr.add_argument("source", metavar="ZOO_NAME|ARCH_FILE")
+    pr.add_argument("--width", type=float, help="width multiplier of a zoo model")
+    pr.add_argument("--resolution", type=int, help="input resolution of a zoo model (default: its own)")
+    pr.add_argument("--device", required=True, help="cpu, pixel (pixel1), a device with a table, or a table path")
+    pr.add_argument("--runtime", help="require a table of this runtime label (e.g. onnxruntime-cpu-1thread)")
+    pr.add_argument("--measure-missing", action="store_true", help="time ops the table lacks here and add them")
+    pr.add_argument("--json", action="store_true", help="print one JSON document")
+    pr.set_defaults(func=run_predict)
+
+    v = sub.add_parser("validate", help="measure networks end to end here and compare with the table")
+    v.add_argument("--device", required=True)
+    v.add_argument("--samples", type=int, default=50, help="random networks of the space (default 50)")
+    v.add_argument("--space", default=DEFAULT_SPACE, help=f"space to sample (default {DEFAULT_SPACE})")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--rounds", type=int, default=3, help="timing passes per network (default 3)")
+    v.add_argument("--no-zoo", action="store_true", help="leave out the zoo models the table covers")
+    v.add_argument(
+        "--calibration",
+        type=float,
+        default=0.4,
+        help="share of the random networks that fits the scale+offset correction (default 0.4)",
+    )
+    v.add_argument("--no-correction", action="store_true", help="report the plain sum on all networks")
+    v.add_argument(
+        "--save-correction",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="store the fitted correction in the table, so predictions use it (default: yes)",
+    )
+    v.add_argument("--cpu", type=int, help="core to pin the timing worker to")
+    v.add_argument("--out", default="runs/latency-validate", help="where the plot and JSON go")
+    v.add_argument("--json", action="store_true", help="print one JSON document")
+    v.set_defaults(func=run_validate)
+
+    e = sub.add_parser("export-ops", help="write every op as a standalone ONNX model, with a manifest")
+    _add_source(e)
+    e.add_argument("--out", required=True, help="directory for ops/*.onnx and manifest.json")
+    e.add_argument("--json", action="store_true", help="print one JSON document")
+    e.set_defaults(func=run_export_ops)
+
+    i = sub.add_parser("import", help="turn a CSV of op timings made elsewhere into a measured table")
+    i.add_argument("results", metavar="RESULTS.csv")
+    i.add_argument("--device", required=True, help="name of the device the timings come from")
+    i.add_argument("--manifest", help="manifest.json of export-ops (default: beside RESULTS.csv)")
+    i.add_argument("--runtime", default="onnxruntime-mobile-1thread", help="what timed them (a label)")
+    i.add_argument("--out", help="table path (default: latency_tables/DEVICE.json)")
+    i.add_argument("--json", action="store_true", help="print one JSON document")
+    i.set_defaults(func=run_import)
+
+    s = sub.add_parser("show", help="what a table is: device, kind, runtime, protocol, size")
+    s.add_argument("--device", required=True)
+    s.add_argument("--json", action="store_true", help="print one JSON document")
+    s.set_defaults(func=run_show)
+
+
+def _add_source(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--space", help=f"a search space name or YAML (default {DEFAULT_SPACE})")
+    src.add_argument("--zoo", action="store_true", help="every variant of the model zoo")
+    src.add_argument("--arch", metavar="FILE", help="one architecture JSON file")
+    p.add_argument("--resolution", type=int, help="input resolution (default 224, or the file's)")
+
+
+def _items(args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    from nas.latency.build import arch_items, load_arch_file, space_items, zoo_archs
+
+    if args.resolution is not None and args.resolution < 32:
+        raise NasError(f"--resolution must be at least 32, got {args.resolution}")
+    if args.arch:
+        arch = load_arch_file(args.arch)
+        if args.resolution:
+            arch = arch.replace(resolution=args.resolution)
+        return arch_items([arch]), {"arch": str(args.arch), "resolution": arch.resolution}
+    resolution = args.resolution or 224
+    if args.zoo:
+        return arch_items(zoo_archs(resolution)), {"zoo": True, "resolution": resolution}
+    space = args.space or DEFAULT_SPACE
+    return space_items(space, resolution), {"space": space, "resolution": resolution}
+
+
+def _device_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise NasError(f"--device: {name!r} is not a device name (letters, digits, _ . -)")
+    return name
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from nas.latency.build import build_table
+    from nas.latency.measure import Protocol
+    from nas.latency.table import canonical_device, device_table_path
+
+    device = canonical_device(_device_name(args.device))
+    if device == "pixel1":
+        raise NasError(
+            "pixel1 is an estimated table (nothing here runs on a Pixel): time ops on the phone with "
+            "`nas latency export-ops` and `nas latency import`, or refit it with `python -m nas.latency.pixel`"
+        )
+    if args.threads < 1 or args.rounds < 1 or args.runs < 1 or args.max_repeats < 3:
+        raise NasError("--threads, --rounds and --runs must be at least 1, --max-repeats at least 3")
+    items, source = _items(args)
+    out = Path(args.out) if args.out else device_table_path(device)
+    clock = args.clock or ("thread" if args.threads == 1 else "wall")
+    if clock == "thread" and args.threads > 1:
+        raise NasError("--clock thread times the calling thread only; with --threads > 1 use --clock wall")
+    protocol = Protocol(rounds=args.rounds, runs=args.runs, max_repeats=args.max_repeats, clock=clock)
+    start = time.monotonic()
+    table, summary = build_table(
+        device=device,
+        items=items,
+        out=out,
+        runtime=args.runtime,
+        threads=args.threads,
+        protocol=protocol,
+        source=source,
+        cpu=args.cpu,
+        note=args.note,
+        add=args.add,
+        progress=_progress() and not args.json,
+    )
+    summary["device"] = device
+    summary["runtime"] = table.runtime
+    summary["kind"] = table.kind
+    summary["resolutions"] = table.resolutions
+    summary["wall_s"] = round(time.monotonic() - start, 1)
+    if args.json:
+        print_json(summary)
+    else:
+        print(
+            f"{out}: {device} {table.runtime} (measured), {len(table.ops)} ops + {len(table.fixed)} fixed; "
+            f"timed {summary['timed']} now, reused {summary['reused']}; wall {summary['wall_s']:.0f} s "
+            f"({summary['total_wall_s']:.0f} s over all resumed runs)"
+        )
+    return 0
+
+
+def _load(device: str, runtime: str | None = None):  # -> LatencyTable
+    from nas.latency.table import load_table
+
+    return load_table(device, runtime=runtime)
+
+
+def _kind_note(table) -> str:
+    return " — ESTIMATED (cost model, not measured)" if table.kind == "estimated" else " — measured"
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from nas import zoo
+    from nas.latency.build import load_arch_file
+    from nas.latency.table import missing_ops, predict
+
+    src = args.source
+    if src.endswith(".json") or Path(src).is_file():
+        if args.width is not None:
+            raise NasError("--width applies to zoo models, not to an architecture file")
+        arch = load_arch_file(src)
+        if args.resolution:
+            arch = arch.replace(resolution=args.resolution)
+    else:
+        arch = zoo.get(src, width=args.width, resolution=args.resolution)
+    table = _load(args.device, args.runtime)
+    measured_now = 0
+    if args.measure_missing and (missing := missing_ops(arch, table)):
+        measured_now = _measure_missing(table, arch, [k for _, k in missing])
+    pred = predict(arch, table)
+    if args.json:
+        print_json(
+            {
+                **pred.to_dict(),
+                "name": arch.name,
+                "resolution": arch.resolution,
+                "table": table.where,
+                "measured_now": measured_now,
+                "corrected": table.correction is not None,
+            }
+        )
+        return 0
+    print(
+        f"{arch.name or src} at {arch.resolution}: {pred.latency_ms:.2f} ms on {table.device} "
+        f"({table.runtime}){_kind_note(table)}"
+    )
+    if table.correction:
+        c = table.correction
+        print(f"  sum of ops {pred.raw_ms:.2f} ms, corrected ×{c['scale']:.4f} + {c['offset_ms']:.3f} ms")
+    for block in pred.blocks:
+        print(f"  {block.path:18s} {block.ms:8.3f} ms  {block.key}")
+    return 0
+
+
+def _measure_missing(table, arch, keys: list[str]) -> int:
+    from nas.latency.build import arch_items, build_table
+    from nas.latency.measure import Protocol
+    from nas.latency.validate import runtime_of
+
+    if table.path is None or table.kind != "measured":
+        raise NasError(f"--measure-missing needs a table measured on this machine; {table.where} is {table.kind}")
+    runtime, threads = runtime_of(table)
+    items = {k: v for k, v in arch_items([arch]).items() if k in set(keys)}
+    protocol = Protocol.from_dict(table.meta.get("protocol", {}))
+    build_table(
+        device=table.device,
+        items=items,
+        out=table.path,
+        runtime=runtime,
+        threads=threads,
+        protocol=protocol,
+        source={"measure_missing": arch.name or arch.hash},
+        add=True,
+        progress=_progress(),
+    )
+    fresh = _load(str(table.path))
+    table.ops, table.fixed, table.ms, table.resolutions = fresh.ops, fresh.fixed, fresh.ms, fresh.resolutions
+    return len(items)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from nas.latency.validate import validate
+
+    if args.samples < 2:
+        raise NasError("--samples must be at least 2")
+    if not 0 <= args.calibration < 1:
+        raise NasError("--calibration must be in [0, 1)")
+    table = _load(args.device)
+    result = validate(
+        table,
+        space=args.space,
+        samples=args.samples,
+        seed=args.seed,
+        with_zoo=not args.no_zoo,
+        rounds=args.rounds,
+        calibration=args.calibration,
+        correct=not args.no_correction,
+        save_correction=args.save_correction,
+        out_dir=Path(args.out),
+        cpu=args.cpu,
+        progress=_progress() and not args.json,
+    )
+    if args.json:
+        print_json(result)
+        return 0
+    print(
+        f"validate {table.device} ({table.runtime}, {table.kind}) at {result['resolution']}: "
+        f"{result['random_networks']} random {result['space']} networks + {len(result['zoo_networks'])} zoo, "
+        f"{result['rounds']} rounds, wall {result['wall_s']:.0f} s"
+    )
+    for name in ("raw", "raw_holdout", "corrected_holdout"):
+        if name in result:
+            m = result[name]
+            print(
+                f"  {name:18s} n={m['samples']:3d}  MAPE {m['mape']:.1%}  median APE {m['median_ape']:.1%}  "
+                f"±5% {m['within_5pct']:.0%}  ±10% {m['within_10pct']:.0%}  τ {m['kendall_tau']:.3f}  "
+                f"bias {m['bias']:+.1%}"
+            )
+    if "correction" in result:
+        c = result["correction"]
+        saved = f", saved to {result['correction_saved_to']}" if "correction_saved_to" in result else ""
+        print(f"  correction: ×{c['scale']:.4f} + {c['offset_ms']:.3f} ms (fitted on {c['fitted_on']}){saved}")
+    print("  worst: " + "; ".join(f"{w['name']} {w['error']:+.1%}" for w in result["worst"]))
+    print(f"  plot: {result.get('plot')}")
+    return 0
+
+
+def run_export_ops(args: argparse.Namespace) -> int:
+    from nas.latency.exchange import export_ops
+
+    items, source = _items(args)
+    manifest = export_ops(items, Path(args.out), source, progress=_progress() and not args.json)
+    if args.json:
+        print_json({"manifest": str(manifest), "ops": len(items), "source": source})
+    else:
+        print(f"wrote {len(items)} ops as ONNX to {args.out}/ops, manifest {manifest}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from nas.latency.exchange import import_results
+    from nas.latency.table import canonical_device, device_table_path
+
+    device = canonical_device(_device_name(args.device))
+    results = Path(args.results)
+    manifest = Path(args.manifest) if args.manifest else results.parent / "manifest.json"
+    table = import_results(results, manifest, device=device, runtime=args.runtime)
+    out = Path(args.out) if args.out else device_table_path(device)
+    table.save(out)
+    if args.json:
+        print_json(
+            {
+                "table": str(out),
+                "device": device,
+                "kind": table.kind,
+                "runtime": table.runtime,
+                "ops": len(table.ops),
+                "fixed": len(table.fixed),
+                "resolutions": table.resolutions,
+            }
+        )
+    else:
+        print(f"{out}: {device} {table.runtime} (measured, imported), {len(table.ops)} ops + {len(table.fixed)} fixed")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    table = _load(args.device)
+    doc = {
+        "table": table.where,
+        "device": table.device,
+        "kind": table.kind,
+        "runtime": table.runtime,
+        "resolutions": table.resolutions,
+        "ops": len(table.ops),
+        "fixed": len(table.fixed),
+        "created": table.meta.get("created"),
+        "host": table.meta.get("host"),
+        "protocol": table.meta.get("protocol"),
+        "correction": table.correction,
+        "note": table.meta.get("note"),
+    }
+    if table.model:
+        doc["model"] = {k: table.model[k] for k in ("coef", "era", "era_factors", "fit_mape") if k in table.model}
+        doc["model"]["cv_pooled_mape"] = table.model["cross_validation"]["pooled_mape"]
+    if args.json:
+        print_json(doc)
+        return 0
+    print(f"{table.where}: {table.device} {table.runtime}{_kind_note(table)}")
+    for k, v in doc.items():
+        if k not in ("table", "device", "runtime") and v is not None:
+            print(f"  {k}: {v}")
+    return 0

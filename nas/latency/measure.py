@@ -1,0 +1,304 @@
+"""Timing ops and networks on this machine, in worker processes started with the allocator settings.
+
+Protocol (the reasons are in shared/notes/latency-measurement.md and docs/latency.md):
+- each item (an op, a head, a whole network) gets its own exported model and runtime session;
+- a worker process is pinned to one core, has MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ set before Python
+  starts (page faults on large tensors otherwise dominate), and spins a throwaway warm-up before timing;
+- before every timed run an 8 MB buffer is written, evicting the op's weights and activations from L2 as a
+  network running around it would (a warm-cache op alone is ~10% faster than inside a network);
+- `warmup` untimed runs, then repeats of `runs` timed runs until the repeat medians agree to `tolerance` or
+  `max_repeats`; a build repeats that in `rounds` separate worker passes in shuffled order;
+- with one intra-op thread both runtimes compute in the calling thread, so the clock is that thread's CPU time
+  (`clock="thread"`): on a shared machine another process on the same core doubles the wall time of a run
+  (measured here: 8.3 ms wall, 4.25 ms CPU for the same network) but not its CPU time. With more threads the
+  clock is the wall clock.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "67108864", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
+OPSET = 17
+
+
+@dataclass(frozen=True)
+class Protocol:
+    warmup: int = 10
+    runs: int = 10  # timed runs per repeat
+    min_repeats: int = 3
+    max_repeats: int = 8
+    tolerance: float = 0.03  # spread of the last min_repeats repeat medians, relative
+    rounds: int = 2  # separate worker passes over all items
+    evict_bytes: int = 8 << 20
+    graph_optimization: str = "ORT_ENABLE_ALL"
+    batch: int = 1
+    warmup_s: float = 0.5  # throwaway work at the start of each worker process
+    clock: str = "thread"  # "thread": CPU time of the timing thread (one intra-op thread); "wall": elapsed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "statistic": "median of all timed runs", "rmin": "minimum of repeat medians"}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Protocol:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+# ------------------------------------------------------------------------------------------ items → modules
+
+
+def item_module(item: dict[str, Any]):  # -> tuple[nn.Module, tuple[int, int, int]]
+    """The torch module an item describes and its input shape (C, H, W).
+
+    Items: {"kind": "op", "x": [c, h, w], "block": {...}} · {"kind": "head", "key": KEY} ·
+    {"kind": "net", "arch": {...}} · {"kind": "input", "x": [c, h, w]} (the per-inference cost alone)."""
+    import torch
+
+    from nas.arch import Arch, block_from_dict
+    from nas.latency.keys import head_arch
+    from nas.model import build, build_block
+
+    kind = item["kind"]
+    if kind == "op":
+        c, h, w = item["x"]
+        return build_block(block_from_dict(item["block"]), c).eval(), (c, h, w)
+    if kind == "head":
+        arch = head_arch(item["key"])
+        return build(arch).eval(), (arch.in_channels, arch.resolution, arch.resolution)
+    if kind == "net":
+        arch = Arch.from_dict(item["arch"])
+        return build(arch).eval(), (arch.in_channels, arch.resolution, arch.resolution)
+    if kind == "input":
+
+        class Passthrough(torch.nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return x + 0.0
+
+        return Passthrough().eval(), tuple(item["x"])
+    raise ValueError(f"unknown item kind {kind!r}")
+
+
+def onnx_bytes(module, shape: tuple[int, ...]) -> bytes:
+    """The module as an ONNX model (legacy exporter: ~20 ms a block; BatchNorm folded on export)."""
+    import torch
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (torch.zeros(1, *shape),),
+            buf,
+            dynamo=False,
+            input_names=["x"],
+            output_names=["y"],
+            opset_version=OPSET,
+            do_constant_folding=True,
+        )
+    return buf.getvalue()
+
+
+def make_runner(
+    runtime: str,
+    module,
+    shape: tuple[int, ...],
+    threads: int,
+    onnx: bytes | None = None,
+    optimization: str = "ORT_ENABLE_ALL",
+) -> Callable[[], Any]:
+    import numpy as np
+
+    if runtime == "onnxruntime":
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, optimization)
+        so.log_severity_level = 3
+        sess = ort.InferenceSession(onnx or onnx_bytes(module, shape), so, providers=["CPUExecutionProvider"])
+        feed = {"x": np.random.default_rng(0).standard_normal((1, *shape)).astype(np.float32)}
+        return lambda: sess.run(None, feed)
+    if runtime == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        x = torch.randn(1, *shape)
+
+        def run() -> Any:
+            with torch.inference_mode():
+                return module(x)
+
+        return run
+    raise ValueError(f"unknown runtime {runtime!r}")
+
+
+def time_runner(run: Callable[[], Any], protocol: Protocol, evict: Any) -> list[list[float]]:
+    """Timed runs (ms), grouped by repeat, with the cache evicted before each."""
+    import numpy as np
+
+    clock = time.thread_time_ns if protocol.clock == "thread" else time.perf_counter_ns
+    for _ in range(protocol.warmup):
+        run()
+    repeats: list[list[float]] = []
+    medians: list[float] = []
+    while len(repeats) < protocol.max_repeats:
+        samples = []
+        for _ in range(protocol.runs):
+            if evict is not None:
+                np.add(evict, 1, out=evict)
+            t0 = clock()
+            run()
+            samples.append(round((clock() - t0) / 1e6, 5))
+        repeats.append(samples)
+        medians.append(float(np.median(samples)))
+        if len(medians) >= protocol.min_repeats:
+            last = medians[-protocol.min_repeats :]
+            if (max(last) - min(last)) <= protocol.tolerance * float(np.median(last)):
+                break
+    return repeats
+
+
+# ------------------------------------------------------------------------------------------ worker process
+
+
+def _pin(cpu: int | None) -> int | None:
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    target = allowed[-1] if cpu is None else cpu
+    if target not in allowed:
+        return None
+    os.sched_setaffinity(0, {target})
+    return target
+
+
+def _warm_up_cpu(seconds: float) -> None:
+    """Throwaway work so the first timed item does not see a cold core or a cold allocator."""
+    import numpy as np
+
+    a = np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32)
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        a = np.tanh(a @ a.T * 1e-3)
+
+
+def worker_main(request_path: str) -> int:
+    """Measure every item of a request file; one JSON line per item on stdout (samples, or an error)."""
+    request = json.loads(Path(request_path).read_text())
+    runtime, threads = request["runtime"], request["threads"]
+    protocol = Protocol.from_dict(request["protocol"])
+    cache = Path(request["onnx_cache"]) if request.get("onnx_cache") else None
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    pinned = _pin(request.get("cpu"))
+    evict = np.zeros(protocol.evict_bytes, dtype=np.uint8) if protocol.evict_bytes else None
+    _warm_up_cpu(protocol.warmup_s)
+    out = sys.stdout
+    out.write(json.dumps({"hello": True, "pinned": pinned, "pid": os.getpid()}) + "\n")
+    out.flush()
+    for item in request["items"]:
+        try:
+            module, shape = item_module(item)
+            onnx = None
+            if runtime == "onnxruntime":
+                onnx = _cached_onnx(cache, item, module, shape)
+            run = make_runner(runtime, module, shape, threads, onnx, protocol.graph_optimization)
+            repeats = time_runner(run, protocol, evict)
+            out.write(json.dumps({"id": item["id"], "repeats": repeats}) + "\n")
+        except Exception as err:  # one bad op must not lose the others; the parent reports it
+            out.write(json.dumps({"id": item["id"], "error": f"{type(err).__name__}: {err}"}) + "\n")
+        out.flush()
+    return 0
+
+
+def _cached_onnx(cache: Path | None, item: dict[str, Any], module, shape) -> bytes:
+    import hashlib
+
+    if cache is None:
+        return onnx_bytes(module, shape)
+    name = hashlib.sha1(json.dumps({k: v for k, v in item.items() if k != "id"}, sort_keys=True).encode()).hexdigest()
+    path = cache / f"{name}.onnx"
+    if path.exists():
+        return path.read_bytes()
+    data = onnx_bytes(module, shape)
+    from nas.io import atomic_write
+
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    return data
+
+
+def worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(MALLOC_ENV)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def run_worker(
+    items: list[dict[str, Any]],
+    *,
+    runtime: str,
+    threads: int,
+    protocol: Protocol,
+    workdir: Path,
+    cpu: int | None = None,
+    onnx_cache: Path | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Start one worker over `items` and yield its results as they come ({"id", "repeats"} or {"id", "error"})."""
+    from nas.io import write_json
+
+    request = workdir / f"request-{os.getpid()}.json"
+    write_json(
+        request,
+        {
+            "runtime": runtime,
+            "threads": threads,
+            "protocol": asdict(protocol),
+            "items": items,
+            "cpu": cpu,
+            "onnx_cache": str(onnx_cache) if onnx_cache else None,
+        },
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nas.latency.measure", str(request)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=worker_env(),
+    )
+    assert proc.stdout is not None
+    seen = 0
+    try:
+        for line in proc.stdout:
+            msg = json.loads(line)
+            if "hello" in msg:
+                continue
+            seen += 1
+            yield msg
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        err = proc.stderr.read() if proc.stderr else ""
+        request.unlink(missing_ok=True)
+    if seen < len(items) and proc.returncode:
+        tail = err.strip().splitlines()[-1:] or ["no message"]
+        raise RuntimeError(f"latency worker exited with {proc.returncode} after {seen}/{len(items)} items: {tail[0]}")
+
+
+if __name__ == "__main__":
+    sys.exit(worker_main(sys.argv[1]))

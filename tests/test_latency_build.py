@@ -1,0 +1,215 @@
+"""Real (tiny) builds on this machine: a build interrupted and resumed, validate on a tiny space, and the
+export-ops → time elsewhere → import round trip with timings made here."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from nas.arch import Arch, Conv, Head, InvertedResidual
+from nas.cli import main
+from nas.latency import arch_ops, load_table, predict
+from nas.latency import build as build_mod
+from nas.latency.build import arch_items, build_table, space_items
+from nas.latency.measure import Protocol
+from nas.latency.table import STAT_FIELDS
+
+TINY_SPACE = """
+name: tiny
+stem:
+  - {type: conv, out: 8, k: 3, s: 2, act: relu}
+stages:
+  - out: 16
+    n: 1
+    stride: 2
+    op: mbconv
+    kernel: [3, 5]
+    expansion: [3, 6]
+    se: [0]
+    act: [relu]
+    layers: [0]
+    width: [1.0]
+head:
+  blocks: []
+"""
+QUICK = Protocol(warmup=2, runs=3, min_repeats=3, max_repeats=3, rounds=1, warmup_s=0.05)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny space's table, built with one interruption after the first op and then resumed."""
+    root = tmp_path_factory.mktemp("latency")
+    space = root / "tiny.yaml"
+    space.write_text(TINY_SPACE)
+    items = space_items(str(space), 32)
+    out = root / "tiny.json"
+    real = build_mod.run_worker
+    measured: list[list[str]] = []
+
+    def interrupted(items, **kw):
+        for n, msg in enumerate(real(items, **kw)):
+            if n == 1:
+                raise KeyboardInterrupt
+            measured[-1].append(msg["id"])
+            yield msg
+
+    def counting(items, **kw):
+        for msg in real(items, **kw):
+            measured[-1].append(msg["id"])
+            yield msg
+
+    build_mod.run_worker = interrupted
+    try:
+        measured.append([])
+        with pytest.raises(KeyboardInterrupt):
+            build_table(device="tiny", items=items, out=out, protocol=QUICK, progress=False)
+        assert not out.exists()
+        checkpoint = json.loads((build_mod.build_dir(out) / "checkpoint.json").read_text())
+        build_mod.run_worker = counting
+        measured.append([])
+        table, summary = build_table(device="tiny", items=items, out=out, protocol=QUICK, progress=False)
+    finally:
+        build_mod.run_worker = real
+    return {
+        "space": space,
+        "items": items,
+        "out": out,
+        "table": table,
+        "summary": summary,
+        "measured": measured,
+        "checkpoint": checkpoint,
+    }
+
+
+def test_resume_times_only_what_was_left(tiny):
+    first, second = tiny["measured"]
+    assert len(first) == 1 and list(tiny["checkpoint"]["repeats"]) == first
+    assert sorted(first + second) == sorted(tiny["items"])  # nothing twice, nothing lost
+    assert not build_mod.build_dir(tiny["out"]).exists()
+
+
+def test_table_is_complete_with_statistics(tiny):
+    table = load_table(tiny["out"])
+    assert table.kind == "measured" and table.runtime == "onnxruntime-cpu-1thread" and table.resolutions == [32]
+    assert set(table.ops) | set(table.fixed) == set(tiny["items"])
+    for entry in [*table.ops.values(), *table.fixed.values()]:
+        assert all(f in entry for f in STAT_FIELDS) and entry["count"] == 9
+        assert 0 < entry["min"] <= entry["median"]
+    assert table.meta["protocol"]["clock"] == "thread" and table.meta["protocol"]["warmup"] == 2
+    assert {"onnxruntime", "torch"} <= set(table.meta["versions"]) and table.meta["host"]["cores"]
+
+
+def test_adding_to_a_complete_table_reuses_it(tiny):
+    _, summary = build_table(
+        device="tiny", items=tiny["items"], out=tiny["out"], protocol=QUICK, progress=False, add=True
+    )
+    assert summary["timed"] == 0 and summary["reused"] == len(tiny["items"])
+
+
+def test_validate_on_a_tiny_sample(tiny, tmp_path, capsys):
+    rc = main(
+        [
+            "latency",
+            "validate",
+            "--device",
+            str(tiny["out"]),
+            "--space",
+            str(tiny["space"]),
+            "--samples",
+            "3",
+            "--rounds",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ]
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert {"samples", "mape", "within_5pct", "within_10pct", "kendall_tau", "worst", "raw"} <= set(doc)
+    assert doc["random_networks"] == 3 and 0 <= doc["within_10pct"] <= 1
+    assert Path(doc["plot"]).read_bytes()[:4] == b"\x89PNG"
+
+
+def _tiny_arch() -> Arch:
+    return Arch(
+        resolution=32,
+        num_classes=10,
+        stem=[Conv(out=8, k=3, s=2, act="hswish")],
+        stages=[[InvertedResidual(out=8, mid=16, k=3, se=0.25)]],
+        head=Head(),
+    )
+
+
+def _time_onnx(path: Path, shape: list[int], runs: int = 5) -> list[float]:
+    """What a benchmark tool on the device would do: run the exported model, report milliseconds."""
+    import numpy as np
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    feed = {"x": np.zeros(shape, dtype=np.float32)}
+    sess.run(None, feed)
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        sess.run(None, feed)
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def test_export_ops_then_import_round_trip(tmp_path, capsys):
+    arch = _tiny_arch()
+    arch_file = tmp_path / "tiny_arch.json"
+    arch_file.write_text(arch.to_json())
+    ops_dir = tmp_path / "ops"
+    assert main(["latency", "export-ops", "--arch", str(arch_file), "--out", str(ops_dir), "--json"]) == 0
+    capsys.readouterr()
+    manifest = json.loads((ops_dir / "manifest.json").read_text())
+    assert {op["key"] for op in manifest["ops"]} == set(arch_items([arch]))
+    results = ops_dir / "results.csv"  # beside manifest.json, where import looks for it
+    with results.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", "ms"])
+        for op in manifest["ops"]:
+            for ms in _time_onnx(ops_dir / op["file"], op["input_shape"]):
+                writer.writerow([op["id"], f"{ms:.5f}"])
+    table_path = tmp_path / "phone.json"
+    assert main(["latency", "import", str(results), "--device", "phone", "--out", str(table_path)]) == 0
+    capsys.readouterr()
+    table = load_table(table_path)
+    assert table.kind == "measured" and table.device == "phone"
+    pred = predict(arch, table)
+    ops = arch_ops(arch)
+    expected = sum(table.ms[k] for k in (*ops.keys, ops.head, ops.input))
+    assert pred.latency_ms == pytest.approx(expected) and pred.latency_ms > 0
+
+    lines = results.read_text().splitlines()
+    drop = manifest["ops"][0]["id"]
+    results.write_text("\n".join(line for line in lines if not line.startswith(drop + ",")) + "\n")
+    assert main(["latency", "import", str(results), "--device", "phone", "--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert drop in err and "never partial" in err and not (tmp_path / "x.json").exists()
+
+
+def test_measure_missing_adds_the_ops_a_table_lacks(tiny, tmp_path, capsys):
+    from nas.space import load_space
+
+    arch = load_space(str(tiny["space"])).random_arch(random.Random(0), resolution=32)
+    arch = arch.with_blocks([*arch.blocks[:-1], arch.blocks[-1].replace(k=7)])
+    arch_file = tmp_path / "a.json"
+    arch_file.write_text(arch.to_json())
+    table_path = tmp_path / "t.json"
+    table_path.write_text(tiny["out"].read_text())
+    assert main(["latency", "predict", str(arch_file), "--device", str(table_path)]) == 2
+    assert "no entry for 1 op(s)" in capsys.readouterr().err
+    assert main(["latency", "predict", str(arch_file), "--device", str(table_path), "--measure-missing", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["measured_now"] == 1 and doc["latency_ms"] > 0
+    assert len(load_table(table_path).ops) == len(load_table(tiny["out"]).ops) + 1
