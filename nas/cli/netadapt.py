@@ -1,0 +1,222 @@
+"""`nas netadapt MODEL --target-latency 40ms --device pixel`: shrink widths to a target (docs/netadapt.md)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from nas.cli import print_json
+from nas.errors import NasError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "netadapt",
+        help="shrink a model's layer widths until its predicted latency meets a target (NetAdapt)",
+        description="NetAdapt (Yang et al. 2018) as MobileNetV3 used it: each iteration asks for less "
+        "latency, every unit (expansion widths, residual-tied channel groups, stem and head convs) proposes "
+        "its widest multiple of 8 that meets it; each proposal is pruned (L2-norm filters kept), "
+        "fine-tuned briefly and scored on held-out training data; the best wins. A long fine-tune ends it.",
+    )
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="a zoo name, an architecture JSON file, a search run directory (its best.json) "
+        "or a NetAdapt output directory; or path/to/file.py:factory, your own nn.Module (traced with torch.fx)",
+    )
+    p.add_argument("--target-latency", required=True, metavar="T", help="e.g. 40ms, '40 ms', 0.04s, 40 (ms)")
+    p.add_argument("--device", default="pixel", help="latency table: a device name or table JSON (default pixel)")
+    p.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="starting weights (a state_dict); without them the model is first trained for --pretrain-epochs",
+    )
+    p.add_argument("--data", default="synthetic", help="synthetic (default), cifar10:DIR, imagefolder:DIR, npz:FILE")
+    p.add_argument("--out", metavar="DIR", help="run directory (default runs/netadapt-MODEL-TARGET)")
+    p.add_argument("--width", type=float, help="width multiplier of a zoo MODEL")
+    p.add_argument("--resolution", type=int, help="deployment resolution the latency is predicted at")
+    p.add_argument(
+        "--step",
+        type=float,
+        default=None,
+        help="ΔR of the first iteration, as a fraction of the initial latency (default 0.05)",
+    )
+    p.add_argument("--decay", type=float, default=None, help="ΔR_i = step·L0·decay^(i−1) (default 1.0)")
+    p.add_argument("--preset", choices=["mobilenetv3"], help="mobilenetv3: MobileNetV3's constant step 0.01·L0")
+    p.add_argument("--short-steps", type=int, default=100, help="fine-tune steps per proposal (default 100)")
+    p.add_argument("--long-epochs", type=int, default=5, help="epochs of the final fine-tune (default 5)")
+    p.add_argument("--pretrain-epochs", type=float, default=3, help="brief training without --weights (default 3)")
+    p.add_argument(
+        "--metric",
+        choices=["slope", "accuracy"],
+        default="slope",
+        help="winner: largest ΔAcc/|ΔLat| (MobileNetV3, default) or highest accuracy (NetAdapt paper)",
+    )
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--train-resolution", type=int, help="training resolution (default: the images' own size)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last iteration")
+    p.add_argument("--json", action="store_true", help="print one JSON document (progress goes to stderr)")
+    p.set_defaults(func=run)
+    _register_export_source()
+
+
+def _register_export_source() -> None:
+    """Let `nas export DIR` take a NetAdapt output directory (its arch.json with its weights.pt)."""
+    from nas.export import SOURCE_RESOLVERS, register_source
+    from nas.netadapt.sources import resolve_netadapt_dir
+
+    if resolve_netadapt_dir not in SOURCE_RESOLVERS:
+        register_source(resolve_netadapt_dir)
+
+
+def _default_out(model: str, target_ms: float) -> Path:
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(model).stem if model.endswith(".json") else Path(model).name)
+    return Path("runs") / f"netadapt-{stem}-{target_ms:g}ms"
+
+
+def run(args: argparse.Namespace) -> int:
+    from nas.netadapt.api import netadapt
+    from nas.netadapt.core import PRESETS
+    from nas.netadapt.sources import resolve_model
+    from nas.search.reward import parse_target
+
+    target_ms = parse_target(args.target_latency)
+    step, decay = 0.05, 1.0
+    if args.preset:
+        step, decay = PRESETS[args.preset]["step"], PRESETS[args.preset]["decay"]
+        if args.step is not None or args.decay is not None:
+            raise NasError(f"--preset {args.preset} sets --step and --decay; give one or the other")
+    step = args.step if args.step is not None else step
+    decay = args.decay if args.decay is not None else decay
+    from nas.accuracy.data import load_data
+    from nas.netadapt.graph import is_factory_spec
+
+    if is_factory_spec(args.model):
+        return _run_module(args, target_ms, step, decay)
+    data = load_data(args.data, seed=args.seed)
+    arch, model_weights = resolve_model(
+        args.model, width=args.width, resolution=args.resolution, num_classes=data.num_classes
+    )
+    weights = args.weights or model_weights
+    out = Path(args.out) if args.out else _default_out(args.model, target_ms)
+
+    from nas.latency.table import load_table
+
+    table = load_table(args.device)
+    stream = sys.stderr if args.json else sys.stdout
+
+    def log(message: str) -> None:
+        print(message, file=stream, flush=True)
+
+    if table.kind == "estimated":
+        log(f"latency: {table.label} — an estimated table (a cost model fitted to published latencies)")
+    result = netadapt(
+        arch,
+        table,
+        data,
+        target_ms,
+        weights=weights,
+        step=step,
+        decay=decay,
+        short_steps=args.short_steps,
+        long_epochs=args.long_epochs,
+        metric=args.metric,
+        pretrain_epochs=args.pretrain_epochs,
+        batch_size=args.batch_size,
+        train_resolution=args.train_resolution,
+        seed=args.seed,
+        out=out,
+        resume=args.resume,
+        log=log,
+    )
+    summary: dict[str, Any] = {
+        **result.summary(),
+        "model": args.model,
+        "target_ms": target_ms,
+        "device": table.device,
+        "table_kind": table.kind,
+        "files": {name: str(out / name) for name in ("history.json", "arch.json", "weights.pt", "netadapt.png")},
+    }
+    if args.json:
+        print_json(summary)
+        return 0
+    pre = "trained here first (no --weights)" if result.pretrained else f"from {weights}"
+    test = f", test {result.test_accuracy:.4f}" if result.test_accuracy is not None else ""
+    print(
+        f"\n{arch.name or args.model}: {result.initial_latency_ms:.2f} ms → {result.latency_ms:.2f} ms "
+        f"(target {target_ms:g} ms, {table.label}) in {len(result.iterations)} iterations"
+    )
+    print(
+        f"  starting weights: {pre}; val top-1 {result.initial_accuracy:.4f} → {result.accuracy:.4f}{test} "
+        f"after a {args.long_epochs}-epoch fine-tune"
+    )
+    print(f"  params {result.initial_arch.params:,} → {result.arch.params:,}; {result.seconds:.0f} s")
+    print(
+        f"  result: {out / 'arch.json'} + {out / 'weights.pt'} "
+        f"(nas export {out / 'arch.json'} --weights {out / 'weights.pt'}); plot {out / 'netadapt.png'}"
+    )
+    return 0
+
+
+def _run_module(args: argparse.Namespace, target_ms: float, step: float, decay: float) -> int:
+    """MODEL given as path/to/file.py:factory: a user's own module, traced with torch.fx."""
+    from nas.latency.table import load_table
+    from nas.netadapt.api import netadapt_module
+
+    if args.width is not None or args.resume:
+        raise NasError(
+            "--width and --resume apply to specs (zoo names, JSON files, run directories), not to file.py:factory"
+        )
+    table = load_table(args.device)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("runs") / f"netadapt-{Path(args.model.rpartition(':')[0]).stem}-{target_ms:g}ms"
+    )
+    stream = sys.stderr if args.json else sys.stdout
+
+    def log(message: str) -> None:
+        print(message, file=stream, flush=True)
+
+    if table.kind == "estimated":
+        log(f"latency: {table.label} — an estimated table (a cost model fitted to published latencies)")
+    result = netadapt_module(
+        args.model, table, args.data, target_ms, weights=args.weights, resolution=args.resolution or 224,
+        step=step, decay=decay, short_steps=args.short_steps, long_epochs=args.long_epochs, metric=args.metric,
+        pretrain_epochs=args.pretrain_epochs, batch_size=args.batch_size, train_resolution=args.train_resolution,
+        seed=args.seed, out=out, log=log,
+    )  # fmt: skip
+    summary = {
+        "model": args.model,
+        "target_ms": target_ms,
+        "device": table.device,
+        "table_kind": table.kind,
+        "latency_ms": round(result.latency_ms, 4),
+        "initial_latency_ms": round(result.initial_latency_ms, 4),
+        "accuracy": result.accuracy,
+        "test_accuracy": result.test_accuracy,
+        "initial_accuracy": result.initial_accuracy,
+        "iterations": len(result.iterations),
+        "pretrained": args.weights is None,
+        "widths": result.widths(),
+        "arch": None,
+        "seconds": round(result.seconds, 2),
+        "files": {name: str(out / name) for name in ("history.json", "weights.pt", "channels.json")},
+    }
+    if args.json:
+        print_json(summary)
+        return 0
+    print(
+        f"\n{args.model}: {result.initial_latency_ms:.2f} ms → {result.latency_ms:.2f} ms (target {target_ms:g} ms, "
+        f"{table.label}) in {len(result.iterations)} iterations; val top-1 {result.initial_accuracy:.4f} → "
+        f"{result.accuracy:.4f}"
+    )
+    print(
+        f"  result: {out / 'weights.pt'} (state_dict of the pruned module) + {out / 'channels.json'} "
+        "(rebuild it with nas.netadapt.graph.rebuild(factory(), kept, input_shape)); no spec: a traced module"
+    )
+    return 0
