@@ -26,7 +26,7 @@ from typing import Any
 
 from nas.arch import Arch, BlockSite, SpecError
 from nas.errors import NasError
-from nas.io import atomic_write, read_json, read_state_dict, writable_dir, write_json, write_text
+from nas.io import atomic_write, read_state_dict, writable_dir, write_json, write_text
 
 FORMATS = ("json", "timm", "pytorch", "torchscript", "onnx")
 CHOICES = (*FORMATS, "all")
@@ -34,54 +34,6 @@ TOLERANCE = 1e-4  # max abs difference allowed between an exported runtime's out
 # …and relative to the output's scale: fresh logits are ~1e-6, where 1e-4 alone proves nothing.
 RELATIVE_TOLERANCE = 1e-3
 ONNX_OPSET = 17
-
-# ---------------------------------------------------------------------------------------------- sources
-
-# A resolver turns a SOURCE argument it recognises into (arch, weights path or None) and returns None for
-# sources it does not know. The search and NetAdapt stages register theirs here (run directories).
-SourceResolver = Callable[..., "tuple[Arch, Path | None] | None"]
-SOURCE_RESOLVERS: list[SourceResolver] = []
-
-
-def register_source(resolver: SourceResolver) -> SourceResolver:
-    """Teach `resolve_source` a new kind of SOURCE (e.g. `runs/<name>`); tried before files and zoo names."""
-    SOURCE_RESOLVERS.append(resolver)
-    return resolver
-
-
-def resolve_source(
-    source: str, *, width: float | None = None, resolution: int | None = None, **options: Any
-) -> tuple[Arch, Path | None]:
-    """A SOURCE of `nas export`: a registered kind, an architecture JSON file, or a zoo name.
-
-    `width` and `resolution` apply to zoo names; `options` go to registered resolvers (e.g. trial=N)."""
-    for resolver in SOURCE_RESOLVERS:
-        found = resolver(source, **options)
-        if found is not None:
-            return found
-    unused = [name for name, value in options.items() if value not in (None, False)]
-    if unused:
-        raise NasError(f"--{unused[0].replace('_', '-')} applies to run directories, not to {source!r}")
-    path = Path(source)
-    if path.suffix == ".json" or path.is_file():
-        if width is not None:
-            raise NasError("--width applies to zoo names; an architecture file holds resolved channel counts")
-        try:
-            arch = Arch.from_dict(read_json(path, "architecture file"))
-        except SpecError as err:
-            raise NasError(f"{path}: {err}") from None
-        if resolution is not None:
-            arch = arch.replace(resolution=resolution)
-        return arch, None
-    if path.is_dir():
-        raise NasError(f"{source} is a directory; expected a zoo name or an architecture JSON file")
-    from nas import zoo
-
-    return zoo.get(source, width=width, resolution=resolution), None
-
-
-# ---------------------------------------------------------------------------------------------- export
-
 
 def file_stem(arch: Arch) -> str:
     """Base name of the exported files: the arch's name as a Python identifier (the `.py` is imported)."""

@@ -31,6 +31,7 @@ from nas.arch import (
 from nas.cli import main
 from nas.errors import NasError
 from nas.model import build
+from nas.sources import resolve
 
 torch.set_num_threads(1)
 
@@ -302,31 +303,16 @@ def test_resolve_source(tmp_path: Path) -> None:
     arch = conv_classifier()
     path = tmp_path / "a.json"
     path.write_text(arch.to_json())
-    assert exporter.resolve_source(str(path)) == (arch, None)
-    assert exporter.resolve_source(str(path), resolution=80)[0] == arch.replace(resolution=80)
-    got, weights = exporter.resolve_source("mobilenet_v2", width=0.5, resolution=128)
+    assert resolve(str(path)) == (arch, None)
+    assert resolve(str(path), resolution=80)[0] == arch.replace(resolution=80)
+    got, weights = resolve("mobilenet_v2", width=0.5, resolution=128)
     assert got == zoo.get("mobilenet_v2", width=0.5, resolution=128) and weights is None
-    with pytest.raises(NasError, match="is a directory"):
-        exporter.resolve_source(str(tmp_path))
-    with pytest.raises(NasError, match="--trial applies to run directories"):
-        exporter.resolve_source("mobilenet_v2", trial=3)
+    with pytest.raises(NasError, match="is a directory but neither"):
+        resolve(str(tmp_path))
+    with pytest.raises(NasError, match="--trial applies to search run directories"):
+        resolve("mobilenet_v2", trial=3)
     with pytest.raises(NasError, match="--width applies to zoo names"):
-        exporter.resolve_source(str(path), width=0.5)
-
-
-def test_registered_resolvers_come_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    arch = conv_classifier()
-    seen = []
-
-    def resolver(source: str, trial: int | None = None, **_: object):
-        seen.append((source, trial))
-        return (arch, tmp_path / "w.pt") if source.startswith("runs/") else None
-
-    monkeypatch.setattr(exporter, "SOURCE_RESOLVERS", [])
-    exporter.register_source(resolver)
-    assert exporter.resolve_source("runs/x", trial=2) == (arch, tmp_path / "w.pt")
-    assert exporter.resolve_source("mobilenet_v2")[0].name == "mobilenet_v2_100"
-    assert seen == [("runs/x", 2), ("mobilenet_v2", None)]
+        resolve(str(path), width=0.5)
 
 
 # ---------------------------------------------------------------------------------------------- CLI

@@ -17,6 +17,7 @@ from nas.search import SearchConfig, fastest_latency, latency_of, search
 from nas.search import runs as run_files
 from nas.search.reward import make_reward, parse_target
 from nas.search.samplers import PolicyGradientSampler, make_sampler
+from nas.sources import resolve
 
 torch.set_num_threads(1)
 
@@ -174,6 +175,11 @@ def test_pareto_objective(tmp_path):
         for o in run_files.load_records(result.run_dir):
             if o["status"] == "complete":
                 assert not (o["accuracy"] > r["accuracy"] and o["latency_ms"] < r["latency_ms"])
+    # `nas export RUN --pareto` writes every front point into a folder of its own, one JSON document
+    out = tmp_path / "front"
+    assert main(["export", str(result.run_dir), "--pareto", "--format", "json", "--out", str(out), "--json"]) == 0
+    names = sorted(f"{result.run_dir.name}-trial{r['number']:04d}" for r in front)
+    assert sorted(p.name for p in out.iterdir()) == names
 
 
 # ---------------------------------------------------------------------------------------------- trial loop
@@ -255,13 +261,14 @@ def test_run_directory_contents(tmp_path):
     assert best["number"] == max((r for r in records if r["status"] == "complete"), key=lambda r: r["reward"])["number"]
     assert "Best: trial" in (d / "summary.md").read_text()
     # nas export runs/<name> [--trial N]
-    arch, _ = run_files.resolve_run(str(d))
-    assert arch.hash == run_files.arch_of(best, "best").hash
-    arch0, _ = run_files.resolve_run(str(d), trial=0)
+    arch, weights = resolve(str(d))
+    assert arch.hash == run_files.arch_of(best, "best").hash and weights is None
+    arch0, _ = resolve(str(d), trial=0)
     assert arch0.hash == run_files.arch_of(records[0], "0").hash
-    assert run_files.resolve_run(str(tmp_path)) is None
+    with pytest.raises(NasError, match="neither a search run"):
+        resolve(str(tmp_path))
     with pytest.raises(NasError, match="no trial 99"):
-        run_files.resolve_run(str(d), trial=99)
+        resolve(str(d), trial=99)
     with pytest.raises(NasError, match="exists"):
         search(config(tmp_path, trials=4), FakeEvaluator())
     # ... and through the CLI

@@ -61,16 +61,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last iteration")
     p.add_argument("--json", action="store_true", help="print one JSON document (progress goes to stderr)")
     p.set_defaults(func=run)
-    _register_export_source()
-
-
-def _register_export_source() -> None:
-    """Let `nas export DIR` take a NetAdapt output directory (its arch.json with its weights.pt)."""
-    from nas.export import SOURCE_RESOLVERS, register_source
-    from nas.netadapt.sources import resolve_netadapt_dir
-
-    if resolve_netadapt_dir not in SOURCE_RESOLVERS:
-        register_source(resolve_netadapt_dir)
 
 
 def _default_out(model: str, target_ms: float) -> Path:
@@ -81,8 +71,8 @@ def _default_out(model: str, target_ms: float) -> Path:
 def run(args: argparse.Namespace) -> int:
     from nas.netadapt.api import netadapt
     from nas.netadapt.core import PRESETS
-    from nas.netadapt.sources import resolve_model
     from nas.search.reward import parse_target
+    from nas.sources import resolve
 
     target_ms = parse_target(args.target_latency)
     step, decay = 0.05, 1.0
@@ -98,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if is_factory_spec(args.model):
         return _run_module(args, target_ms, step, decay)
     data = load_data(args.data, seed=args.seed)
-    arch, model_weights = resolve_model(
+    arch, model_weights = resolve(
         args.model, width=args.width, resolution=args.resolution, num_classes=data.num_classes
     )
     weights = args.weights or model_weights

@@ -167,13 +167,8 @@ def is_run_dir(path: Path) -> bool:
     return (path / "config.json").is_file() and (path / STUDY_FILE).is_file() and (path / "trials").is_dir()
 
 
-def resolve_run(source: str, trial: int | None = None, pareto: bool = False, **_: Any) -> tuple[Arch, None] | None:
-    """`nas export runs/<name> [--trial N]`: the best trial's architecture, or trial N's. Not a run → None.
-
-    With `pareto`, the first (fastest) Pareto point; `pareto_archs` lists them all."""
-    run_dir = Path(source)
-    if not is_run_dir(run_dir):
-        return None
+def run_arch(run_dir: Path, trial: int | None = None) -> Arch:
+    """The best trial's architecture of a search run, or trial N's."""
     if trial is not None:
         path = record_path(run_dir, trial)
         if not path.is_file():
@@ -181,14 +176,11 @@ def resolve_run(source: str, trial: int | None = None, pareto: bool = False, **_
         record = read_json(path, "trial record")
         if not record.get("arch"):
             raise NasError(f"trial {trial} of {run_dir} has no architecture (status {record.get('status')})")
-        return arch_of(record, str(path)), None
-    if pareto:
-        archs = pareto_archs(run_dir)
-        return archs[0], None
+        return arch_of(record, str(path))
     best = read_json(run_dir / "best.json", "best trial file")
     if "arch" not in best:
         raise NasError(f"{run_dir} has no completed trial yet")
-    return arch_of(best, str(run_dir / "best.json")), None
+    return arch_of(best, str(run_dir / "best.json"))
 
 
 def pareto_archs(run_dir: str | Path) -> list[Arch]:
@@ -202,10 +194,3 @@ def pareto_archs(run_dir: str | Path) -> list[Arch]:
 
 def json_line(data: Any) -> str:
     return json.dumps(data, sort_keys=True)
-
-
-# `nas export runs/<name> [--trial N | --pareto]`: teach nas.export's SOURCE resolution about run directories.
-from nas import export as _export  # noqa: E402
-
-if resolve_run not in _export.SOURCE_RESOLVERS:
-    _export.register_source(resolve_run)
