@@ -12,12 +12,10 @@ rename), so a failure leaves nothing half-written.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -26,7 +24,7 @@ from typing import Any
 
 from nas.arch import Arch, BlockSite, SpecError
 from nas.errors import NasError
-from nas.io import atomic_write, read_state_dict, writable_dir, write_json, write_text
+from nas.io import atomic_write, import_file, read_state_dict, writable_dir, write_json, write_text
 
 FORMATS = ("json", "timm", "pytorch", "torchscript", "onnx")
 CHOICES = (*FORMATS, "all")
@@ -599,18 +597,8 @@ def load(weights=None):
 
 
 def import_module_file(path: Path) -> Any:
-    """Import a generated module from its file without touching sys.path."""
-    name = f"_nas_export_{abs(hash(str(path)))}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise NasError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.modules.pop(name, None)
-    return module
+    """Import a generated module from its file."""
+    return import_file(path, "_nas_export")
 
 
 def _randomised(model: Any) -> Any:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from nas.errors import NasError
@@ -81,3 +84,18 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise NasError(f"weights {path} hold a {type(state).__name__}, not a state_dict (names → tensors)")
     return state
+
+
+def import_file(path: Path, prefix: str) -> ModuleType:
+    """Import a Python file as a fresh module without touching sys.path; its own errors propagate."""
+    name = f"{prefix}_{abs(hash(str(Path(path).resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise NasError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look a module up while it executes
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(name, None)
+    return module

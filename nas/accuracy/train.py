@@ -193,9 +193,13 @@ def _loop(
     interval = math.ceil(steps_per_epoch / cfg.reports_per_epoch)
     midway = {i * interval for i in range(1, cfg.reports_per_epoch)} if evaluate_epochs else set()
 
-    def check(acc: float) -> bool:
-        """Record a validation accuracy; True when the caller's pruner says stop and training is not over."""
+    def check() -> bool:
+        """Evaluate on the validation split and report it; True when the caller's pruner says stop and
+        training is not over."""
         nonlocal reported
+        acc = evaluate(model, data.val, cfg.resolution, cfg.eval_batch_size, cfg.channels_last)
+        model.to(memory_format=fmt)
+        model.train()
         reported += 1
         result.history.append((reported, acc))
         result.accuracy = acc
@@ -228,24 +232,15 @@ def _loop(
                 opt.step()
                 losses.append(loss.item())
                 step += 1
-                if b + 1 in midway and step < total_steps:
-                    acc = evaluate(model, data.val, cfg.resolution, cfg.eval_batch_size, cfg.channels_last)
-                    model.to(memory_format=fmt)
-                    model.train()
-                    if check(acc):
-                        result.pruned = True
-                        break
+                if b + 1 in midway and step < total_steps and check():
+                    result.pruned = True
+                    break
             epoch += 1
             result.epochs = step / steps_per_epoch
             result.steps = step
             if result.pruned:
                 break
-            if not evaluate_epochs:
-                continue
-            acc = evaluate(model, data.val, cfg.resolution, cfg.eval_batch_size, cfg.channels_last)
-            model.to(memory_format=fmt)
-            model.train()
-            if check(acc):
+            if evaluate_epochs and check():
                 result.pruned = True
                 break
     model.to(memory_format=torch.contiguous_format)  # hand back ordinary tensors (export, pruning by slicing)

@@ -20,10 +20,8 @@ is returned as a pruned module; when it is a `nas.model.Net`, use the spec route
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
 import operator
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +36,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from nas.arch import Conv, Shape
 from nas.errors import NasError
+from nas.io import import_file
 from nas.netadapt.units import OUT, Unit
 
 Layout = tuple[tuple[int, int], ...]  # (group id, width) segments along the channel dimension
@@ -475,14 +474,10 @@ def load_factory(spec: str) -> Callable[[], nn.Module]:
         raise NasError(f"a user model is given as path/to/file.py:factory, got {spec!r}")
     if not path.is_file():
         raise NasError(f"model file {path} does not exist")
-    mod_name = f"nas_user_model_{abs(hash(path.resolve()))}"
-    module_spec = importlib.util.spec_from_file_location(mod_name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise NasError(f"cannot import {path}")
-    py = importlib.util.module_from_spec(module_spec)
-    sys.modules[mod_name] = py
     try:
-        module_spec.loader.exec_module(py)
+        py = import_file(path, "nas_user_model")
+    except NasError:
+        raise
     except Exception as err:
         raise NasError(
             f"importing {path} failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"

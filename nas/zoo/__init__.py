@@ -88,5 +88,8 @@ def get(
     return arch.replace(name=v.family.variant_name(w))
 
 
-# Families register themselves on import.
-from nas.zoo import classic, mobilenets  # noqa: E402, F401
+# Families register themselves on import, the MobileNet family first (the order of `nas zoo list`).
+# isort: off
+from nas.zoo import mobilenets  # noqa: E402, F401
+from nas.zoo import classic  # noqa: E402, F401
+# isort: on
