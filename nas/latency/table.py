@@ -28,7 +28,7 @@ from typing import Any
 from nas.arch import Arch, Block, Shape
 from nas.errors import NasError
 from nas.io import read_json, write_json
-from nas.latency.keys import arch_ops
+from nas.latency.keys import arch_ops, op_key
 
 FORMAT = "nas.latency-table/1"
 KINDS = ("measured", "estimated")
@@ -177,6 +177,15 @@ class LatencyTable:
 
     def __len__(self) -> int:
         return len(self.ops)
+
+    def op_ms(self, x: Shape, block: Block) -> float:
+        """One op's entry (priced by the cost model of an estimated table if the file lacks it)."""
+        key = op_key(x, block)
+        if key not in self.ms:
+            if self.estimator is None:
+                raise NasError(f"table {self.where} has no entry for op {key}")
+            self.ms[key] = self.estimator(x, block, None, key)
+        return self.ms[key]
 
     # -- file
 
