@@ -37,7 +37,8 @@ stages:
 head:
   blocks: []
 """
-QUICK = Protocol(warmup=2, runs=3, min_repeats=3, max_repeats=3, rounds=1, warmup_s=0.05)
+QUICK = Protocol(warmup=2, runs=3, min_repeats=3, max_repeats=3, rounds=1, warmup_s=0.05, passes=0)
+INTERLEAVED = Protocol(warmup=2, runs=3, rounds=1, warmup_s=0.05, passes=4)
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +105,50 @@ def test_table_is_complete_with_statistics(tiny):
     assert {"onnxruntime", "torch"} <= set(table.meta["versions"]) and table.meta["host"]["cores"]
 
 
+def test_interleaved_build_resumes_by_chunk(tiny, tmp_path):
+    """The default protocol times a chunk of ops in interleaved passes in one worker; a build killed in its
+    second chunk keeps the first and times only the rest."""
+    items, out = tiny["items"], tmp_path / "inter.json"
+    real = build_mod.run_worker
+    chunks: list[list[str]] = []
+    kill = [True]
+
+    def killed_in_second_chunk(items, **kw):
+        chunks.append([item["id"] for item in items])
+        assert kw["interleave"]["passes"] == INTERLEAVED.passes
+        for msg in real(items, **kw):
+            if kill[0] and len(chunks) == 2 and "pass" in msg:
+                raise KeyboardInterrupt
+            yield msg
+
+    build_mod.run_worker = killed_in_second_chunk
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            build_table(device="tiny", items=items, out=out, protocol=INTERLEAVED, progress=False, chunk=2)
+        saved = json.loads((build_mod.build_dir(out) / "checkpoint.json").read_text())["repeats"]
+        assert sorted(saved) == sorted(chunks[0]) and not out.exists()
+        chunks.clear()
+        kill[0] = False
+        build_table(device="tiny", items=items, out=out, protocol=INTERLEAVED, progress=False, chunk=2)
+    finally:
+        build_mod.run_worker = real
+    assert sorted(k for chunk in chunks for k in chunk) == sorted(set(items) - set(saved))
+    table = load_table(out)
+    for entry in [*table.ops.values(), *table.fixed.values()]:
+        assert entry["count"] == INTERLEAVED.passes * INTERLEAVED.runs and 0 < entry["min"] <= entry["median"]
+    assert table.meta["protocol"]["passes"] == INTERLEAVED.passes
+
+
+def test_quietest_cpu_is_an_allowed_core():
+    import os
+
+    from nas.latency.measure import quietest_cpu
+
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity here")
+    assert quietest_cpu(0.05) in os.sched_getaffinity(0)
+
+
 def test_adding_to_a_complete_table_reuses_it(tiny):
     _, summary = build_table(
         device="tiny", items=tiny["items"], out=tiny["out"], protocol=QUICK, progress=False, add=True
@@ -133,6 +178,7 @@ def test_validate_on_a_tiny_sample(tiny, tmp_path, capsys):
     assert rc == 0
     assert {"samples", "mape", "within_5pct", "within_10pct", "kendall_tau", "worst", "raw"} <= set(doc)
     assert doc["random_networks"] == 3 and 0 <= doc["within_10pct"] <= 1
+    assert doc["passes"] >= 2 and len(doc["networks"]) >= 3 and all(n["measured_ms"] > 0 for n in doc["networks"])
     assert Path(doc["plot"]).read_bytes()[:4] == b"\x89PNG"
 
 

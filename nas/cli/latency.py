@@ -24,10 +24,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     _add_source(b)
     b.add_argument("--runtime", choices=("onnxruntime", "torch"), default="onnxruntime")
     b.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
-    b.add_argument("--rounds", type=int, default=2, help="separate timing passes over all ops (default 2)")
-    b.add_argument("--runs", type=int, default=10, help="timed runs per repeat (default 10)")
-    b.add_argument("--max-repeats", type=int, default=8, help="repeats cap per op and round (default 8)")
-    b.add_argument("--cpu", type=int, help="core to pin the timing worker to (default: the last one)")
+    b.add_argument("--rounds", type=int, default=2, help="separate worker processes over all ops (default 2)")
+    b.add_argument(
+        "--passes",
+        type=int,
+        default=15,
+        help="interleaved passes over a chunk of ops per round, --runs runs each (default 15); "
+        "0: time one op after another until its repeat medians agree",
+    )
+    b.add_argument("--runs", type=int, default=10, help="timed runs per pass or repeat (default 10)")
+    b.add_argument("--max-repeats", type=int, default=8, help="repeats cap per op and round with --passes 0")
+    b.add_argument("--cpu", type=int, help="core to pin the timing worker to (default: the least busy one)")
     b.add_argument(
         "--clock",
         choices=("thread", "wall"),
@@ -59,7 +66,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--samples", type=int, default=50, help="random networks of the space (default 50)")
     v.add_argument("--space", default=DEFAULT_SPACE, help=f"space to sample (default {DEFAULT_SPACE})")
     v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--rounds", type=int, default=3, help="timing passes per network (default 3)")
+    v.add_argument("--rounds", type=int, default=3, help="separate worker processes (default 3)")
+    v.add_argument(
+        "--passes", type=int, default=30, help="interleaved passes over all networks per round (default 30)"
+    )
     v.add_argument("--no-zoo", action="store_true", help="leave out the zoo models the table covers")
     v.add_argument(
         "--calibration",
@@ -146,14 +156,18 @@ def run_build(args: argparse.Namespace) -> int:
             "pixel1 is an estimated table (nothing here runs on a Pixel): time ops on the phone with "
             "`nas latency export-ops` and `nas latency import`, or refit it with `python -m nas.latency.pixel`"
         )
-    if args.threads < 1 or args.rounds < 1 or args.runs < 1 or args.max_repeats < 3:
-        raise NasError("--threads, --rounds and --runs must be at least 1, --max-repeats at least 3")
+    if args.threads < 1 or args.rounds < 1 or args.runs < 1 or args.max_repeats < 3 or args.passes < 0:
+        raise NasError(
+            "--threads, --rounds and --runs must be at least 1, --max-repeats at least 3, --passes at least 0"
+        )
     items, source = _items(args)
     out = Path(args.out) if args.out else device_table_path(device)
     clock = args.clock or ("thread" if args.threads == 1 else "wall")
     if clock == "thread" and args.threads > 1:
         raise NasError("--clock thread times the calling thread only; with --threads > 1 use --clock wall")
-    protocol = Protocol(rounds=args.rounds, runs=args.runs, max_repeats=args.max_repeats, clock=clock)
+    protocol = Protocol(
+        rounds=args.rounds, runs=args.runs, max_repeats=args.max_repeats, clock=clock, passes=args.passes
+    )
     start = time.monotonic()
     table, summary = build_table(
         device=device,
@@ -270,6 +284,8 @@ def run_validate(args: argparse.Namespace) -> int:
         raise NasError("--samples must be at least 2")
     if not 0 <= args.calibration < 1:
         raise NasError("--calibration must be in [0, 1)")
+    if args.rounds < 1 or args.passes < 1:
+        raise NasError("--rounds and --passes must be at least 1")
     table = _load(args.device)
     result = validate(
         table,
@@ -278,6 +294,7 @@ def run_validate(args: argparse.Namespace) -> int:
         seed=args.seed,
         with_zoo=not args.no_zoo,
         rounds=args.rounds,
+        passes=args.passes,
         calibration=args.calibration,
         correct=not args.no_correction,
         save_correction=args.save_correction,

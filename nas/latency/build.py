@@ -246,6 +246,16 @@ def build_table(
                 random.Random(seed * 1000 + round_index).shuffle(pending)
                 for start in range(0, len(pending), chunk):
                     batch = [{**items[k], "id": k} for k in pending[start : start + chunk]]
+                    if protocol.passes:
+                        passes = _interleaved_chunk(
+                            batch, runtime, threads, protocol, workdir, cpu, seed * 1000 + round_index, bar, task
+                        )
+                        for k, reps in passes.items():
+                            repeats_of.setdefault(k, []).append(reps)
+                            measured_now += 1
+                        save()
+                        last_save = time.monotonic()
+                        continue
                     for msg in run_worker(
                         batch,
                         runtime=runtime,
@@ -330,6 +340,38 @@ def build_table(
         "total_wall_s": round(prior_wall + wall, 1),
         "out": str(out),
     }
+
+
+def _interleaved_chunk(
+    batch: list[dict[str, Any]],
+    runtime: str,
+    threads: int,
+    protocol: Protocol,
+    workdir: Path,
+    cpu: int | None,
+    seed: int,
+    bar: Any,
+    task: Any,
+) -> dict[str, list[list[float]]]:
+    """One worker over a chunk of ops in interleaved passes: key -> its runs, one list per pass."""
+    runs: dict[str, list[list[float]]] = {}
+    for msg in run_worker(
+        batch,
+        runtime=runtime,
+        threads=threads,
+        protocol=protocol,
+        workdir=workdir,
+        cpu=cpu,
+        onnx_cache=workdir / "onnx",
+        interleave={"passes": protocol.passes, "seed": seed},
+    ):
+        if "pass" in msg:
+            for key, samples in msg["samples"].items():
+                runs.setdefault(key, []).append(samples)
+            bar.advance(task, len(batch) / protocol.passes)
+    if len(runs) != len(batch) or any(len(v) != protocol.passes for v in runs.values()):
+        raise RuntimeError(f"interleaved worker returned {len(runs)}/{len(batch)} ops")
+    return runs
 
 
 def _resolutions(items: dict[str, dict[str, Any]]) -> set[int]:

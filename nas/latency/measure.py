@@ -6,8 +6,10 @@ Protocol (the reasons are in shared/notes/latency-measurement.md and docs/latenc
   starts (page faults on large tensors otherwise dominate), and spins a throwaway warm-up before timing;
 - before every timed run an 8 MB buffer is written, evicting the op's weights and activations from L2 as a
   network running around it would (a warm-cache op alone is ~10% faster than inside a network);
-- `warmup` untimed runs, then repeats of `runs` timed runs until the repeat medians agree to `tolerance` or
-  `max_repeats`; a build repeats that in `rounds` separate worker passes in shuffled order;
+- `warmup` untimed runs, then (default) `passes` interleaved passes over all the worker's items, `runs` timed
+  runs of each per pass, so that the machine's slow drifts hit every item alike; with `passes=0`, one item after
+  the other, repeats of `runs` runs until the repeat medians agree to `tolerance` or `max_repeats`; a build
+  does that in `rounds` separate workers in shuffled order;
 - with one intra-op thread both runtimes compute in the calling thread, so the clock is that thread's CPU time
   (`clock="thread"`): on a shared machine another process on the same core doubles the wall time of a run
   (measured here: 8.3 ms wall, 4.25 ms CPU for the same network) but not its CPU time. With more threads the
@@ -45,12 +47,14 @@ class Protocol:
     batch: int = 1
     warmup_s: float = 0.5  # throwaway work at the start of each worker process
     clock: str = "thread"  # "thread": CPU time of the timing thread (one intra-op thread); "wall": elapsed
+    passes: int = 15  # >0: a worker times its items in this many interleaved passes of `runs` runs each; 0: one by one
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "statistic": "median of all timed runs", "rmin": "minimum of repeat medians"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Protocol:
+        data = {"passes": 0, **data}  # tables from before interleaving timed one item after the other
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
@@ -184,6 +188,34 @@ def _pin(cpu: int | None) -> int | None:
     return target
 
 
+def _cpu_busy() -> dict[int, int]:
+    """Busy jiffies per core from /proc/stat (empty where there is none)."""
+    busy: dict[int, int] = {}
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return busy
+    for line in lines:
+        name, *fields = line.split()
+        if name.startswith("cpu") and name[3:].isdigit():
+            values = [int(v) for v in fields[:8]]
+            busy[int(name[3:])] = sum(values) - values[3] - values[4]  # all but idle and iowait
+    return busy
+
+
+def quietest_cpu(window_s: float = 0.3) -> int | None:
+    """The allowed core that was least busy over a short window (ties: the last one): the timing worker pins
+    there, away from whatever else runs now. None where affinity cannot be set."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    before = _cpu_busy()
+    time.sleep(window_s)
+    after = _cpu_busy()
+    load = {c: after.get(c, 0) - before.get(c, 0) for c in allowed}
+    return min(reversed(allowed), key=lambda c: load[c])
+
+
 def _warm_up_cpu(seconds: float) -> None:
     """Throwaway work so the first timed item does not see a cold core or a cold allocator."""
     import numpy as np
@@ -194,8 +226,48 @@ def _warm_up_cpu(seconds: float) -> None:
         a = np.tanh(a @ a.T * 1e-3)
 
 
+def time_interleaved(
+    runs_by_id: dict[Any, Callable[[], Any]], protocol: Protocol, passes: int, evict: Any, seed: int = 0
+) -> Iterator[dict[str, Any]]:
+    """Interleaved passes over many ready runners: in each pass (its own shuffled order) every runner does
+    `protocol.runs` timed runs, the cache evicted before each. Yields one message per pass with each id's median
+    run by the thread clock and by the wall clock, and its runs by the protocol's clock. Slow drifts of the
+    machine (another process on the core or the L3, the host's frequency) then land on every item alike instead
+    of on the few timed at that moment."""
+    import random as _random
+
+    import numpy as np
+
+    ids = list(runs_by_id)
+    for run in runs_by_id.values():
+        for _ in range(protocol.warmup):
+            run()
+    rng = _random.Random(seed)
+    for p in range(passes):
+        rng.shuffle(ids)
+        thread_ms: dict[Any, float] = {}
+        wall_ms: dict[Any, float] = {}
+        samples: dict[Any, list[float]] = {}
+        for i in ids:
+            run = runs_by_id[i]
+            ts, ws = [], []
+            for _ in range(protocol.runs):
+                if evict is not None:
+                    np.add(evict, 1, out=evict)
+                w0, t0 = time.perf_counter_ns(), time.thread_time_ns()
+                run()
+                t1, w1 = time.thread_time_ns(), time.perf_counter_ns()
+                ts.append((t1 - t0) / 1e6)
+                ws.append((w1 - w0) / 1e6)
+            thread_ms[i] = round(float(np.median(ts)), 5)
+            wall_ms[i] = round(float(np.median(ws)), 5)
+            samples[i] = [round(v, 5) for v in (ts if protocol.clock == "thread" else ws)]
+        yield {"pass": p, "thread": thread_ms, "wall": wall_ms, "samples": samples}
+
+
 def worker_main(request_path: str) -> int:
-    """Measure every item of a request file; one JSON line per item on stdout (samples, or an error)."""
+    """Measure every item of a request file; one JSON line per item on stdout (samples, or an error), or with
+    `interleave` one line per interleaved pass over all items."""
     request = json.loads(Path(request_path).read_text())
     runtime, threads = request["runtime"], request["threads"]
     protocol = Protocol.from_dict(request["protocol"])
@@ -210,6 +282,19 @@ def worker_main(request_path: str) -> int:
     out = sys.stdout
     out.write(json.dumps({"hello": True, "pinned": pinned, "pid": os.getpid()}) + "\n")
     out.flush()
+    if request.get("interleave"):
+        runners = {}
+        for item in request["items"]:
+            module, shape = item_module(item)
+            onnx = _cached_onnx(cache, item, module, shape) if runtime == "onnxruntime" else None
+            runners[item["id"]] = make_runner(runtime, module, shape, threads, onnx, protocol.graph_optimization)
+        out.write(json.dumps({"ready": len(runners)}) + "\n")
+        out.flush()
+        spec = request["interleave"]
+        for msg in time_interleaved(runners, protocol, int(spec["passes"]), evict, int(spec.get("seed", 0))):
+            out.write(json.dumps(msg) + "\n")
+            out.flush()
+        return 0
     for item in request["items"]:
         try:
             module, shape = item_module(item)
@@ -257,10 +342,14 @@ def run_worker(
     workdir: Path,
     cpu: int | None = None,
     onnx_cache: Path | None = None,
+    interleave: dict[str, Any] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Start one worker over `items` and yield its results as they come ({"id", "repeats"} or {"id", "error"})."""
+    """Start one worker over `items` and yield its results as they come ({"id", "repeats"} or {"id", "error"};
+    with `interleave` ({"passes", "seed"}): {"ready"} then one {"pass", "thread", "wall"} per pass)."""
     from nas.io import write_json
 
+    if cpu is None:
+        cpu = quietest_cpu()
     request = workdir / f"request-{os.getpid()}.json"
     write_json(
         request,
@@ -271,6 +360,7 @@ def run_worker(
             "items": items,
             "cpu": cpu,
             "onnx_cache": str(onnx_cache) if onnx_cache else None,
+            "interleave": interleave,
         },
     )
     proc = subprocess.Popen(
@@ -295,7 +385,8 @@ def run_worker(
         proc.wait()
         err = proc.stderr.read() if proc.stderr else ""
         request.unlink(missing_ok=True)
-    if seen < len(items) and proc.returncode:
+    expected = int(interleave["passes"]) + 1 if interleave else len(items)
+    if seen < expected and proc.returncode:
         tail = err.strip().splitlines()[-1:] or ["no message"]
         raise RuntimeError(f"latency worker exited with {proc.returncode} after {seen}/{len(items)} items: {tail[0]}")
 
