@@ -117,6 +117,7 @@ def test_cli_bad_targets_exit_2_with_one_line(tmp_path, capsys, extra, message):
     err = capsys.readouterr().err
     assert rc == 2
     assert message in err and err.count("\n") == 1 and err.startswith("nas: error:")
+    assert not (tmp_path / "r").exists(), "a refused run left its output directory behind"
 
 
 def test_cli_weights_that_do_not_fit_exit_2(tmp_path, capsys):

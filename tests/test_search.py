@@ -457,6 +457,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, args, message):
     assert rc == 2
     lines = [line for line in err.splitlines() if line.startswith("nas: error:")]
     assert len(lines) == 1 and message in lines[0], err
+    assert not list(tmp_path.iterdir()), "a refused search left a run directory behind"
 
 
 def test_bad_labels_exit_2(tmp_path, capsys):

@@ -281,6 +281,8 @@ def netadapt_loop(
     """NetAdapt over any latency function and trainer (the API for tests and other predictors)."""
     config.check()
     t0 = time.perf_counter()
+    if out is None or not (Path(out) / "history.json").exists():
+        check_target(arch, latency, config.target_ms)  # before any directory is made: a bad target leaves none
     out_dir = writable_dir(out) if out is not None else None
     hist_path = out_dir / "history.json" if out_dir else None
     ckpt_dir = out_dir / "checkpoints" if out_dir else None

@@ -417,7 +417,8 @@ def _prepare_run(c: SearchConfig) -> tuple[SearchConfig, Path, bool]:
     run_dir = root / name
     if (run_dir / "config.json").exists():
         raise NasError(f"run {run_dir} exists; pass --resume to continue it, or choose another --name")
-    return dataclasses.replace(c, name=name), writable_dir(run_dir), True
+    writable_dir(root)  # the run's own directory is made with its config, once every check has passed
+    return dataclasses.replace(c, name=name), run_dir, True
 
 
 # ---------------------------------------------------------------------------------------------- trials
