@@ -15,12 +15,14 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from nas import zoo
 from nas.accuracy.data import load_data
 from nas.accuracy.train import TrainConfig, evaluate, train
+from nas.io import write_json
 from nas.latency.table import load_table, predict
 from nas.model import build
 from nas.netadapt.api import netadapt
@@ -39,7 +41,7 @@ def widest_multiplier(target_ms: float, table, num_classes: int, resolution: int
     return best
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="npz:../shared/data/cifar10_subset.npz")
     p.add_argument("--device", default="pixel")
@@ -53,7 +55,12 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/netadapt-bench")
-    args = p.parse_args()
+    return p
+
+
+def run(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
+    """One comparison at `args.fraction`; writes and returns the report (bench/evidence_netadapt.py calls this
+    for several fractions)."""
     torch.set_num_threads(1)
 
     table = load_table(args.device)
@@ -76,7 +83,7 @@ def main() -> None:
         seed=args.seed,
         out=Path(args.out) / "netadapt",
         resume=True,
-        log=lambda m: print(m, flush=True),
+        log=lambda m: log(m, flush=True),
     )
     netadapt_s = time.perf_counter() - t0
 
@@ -122,9 +129,12 @@ def main() -> None:
             "batch_size": args.batch_size,
         },
     }
-    out = Path(args.out) / "report.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_json(Path(args.out) / "report.json", report)
+    return report
+
+
+def main() -> None:
+    print(json.dumps(run(build_parser().parse_args()), indent=2))
 
 
 if __name__ == "__main__":
