@@ -42,37 +42,6 @@ GOAL_POINTS = 0.02  # the issue's goal: the searched net ≥ 2 points above the 
 # ---------------------------------------------------------------------------------------------- latency
 
 
-def ensure_covered(arch: Any, table: Any) -> int:
-    """Time the ops of `arch` that a measured table lacks (into the table's file, with its protocol), as
-    `nas latency predict --measure-missing` does. Returns how many were timed (0 for an estimated table)."""
-    from nas.latency import missing_ops
-    from nas.latency.build import arch_items, build_table
-    from nas.latency.measure import Protocol
-    from nas.latency.table import load_table
-    from nas.latency.validate import runtime_of
-
-    missing = missing_ops(arch, table)
-    if not missing:
-        return 0
-    runtime, threads = runtime_of(table)
-    keys = {k for _, k in missing}
-    items = {k: v for k, v in arch_items([arch]).items() if k in keys}
-    build_table(
-        device=table.device,
-        items=items,
-        out=table.path,
-        runtime=runtime,
-        threads=threads,
-        protocol=Protocol.from_dict(table.meta.get("protocol", {})),
-        source={"measure_missing": arch.name or arch.hash, "by": "bench/evidence_search.py"},
-        add=True,
-        progress=False,
-    )
-    fresh = load_table(str(table.path))
-    table.ops, table.fixed, table.ms, table.resolutions = fresh.ops, fresh.fixed, fresh.ms, fresh.resolutions
-    return len(items)
-
-
 def width_at_latency(
     family: str, target_ms: float, table: Any, lo: float = 0.1, hi: float = 4.0, tol: float = 0.01
 ) -> dict[str, Any]:
@@ -80,13 +49,14 @@ def width_at_latency(
     (predicted latency grows with the width, in steps: channels are rounded by make_divisible)."""
     from nas import zoo
     from nas.latency import predict
+    from nas.latency.build import measure_missing
 
     timed = 0
 
     def latency(width: float) -> float:
         nonlocal timed
         arch = zoo.get(family, width=width, resolution=DEPLOY_RESOLUTION, num_classes=DEPLOY_CLASSES)
-        timed += ensure_covered(arch, table)
+        timed += measure_missing(arch, table, progress=False)
         return float(predict(arch, table).latency_ms)
 
     # Bracket from width 1.0 by doubling or halving (pricing a 4×-wide network is slow on the estimated table).

@@ -51,8 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--json", action="store_true", help="print one JSON document")
     b.set_defaults(func=run_build)
 
-    pr = sub.add_parser("predict", help="predicted latency of a zoo model or an architecture file")
-    pr.add_argument("source", metavar="ZOO_NAME|ARCH_FILE")
+    pr = sub.add_parser("predict", help="predicted latency of a zoo model, an architecture file or a run")
+    pr.add_argument("source", metavar="MODEL", help="zoo name, architecture JSON, runs/<name> or NetAdapt output")
     pr.add_argument("--width", type=float, help="width multiplier of a zoo model")
     pr.add_argument("--resolution", type=int, help="input resolution of a zoo model (default: its own)")
     pr.add_argument("--device", required=True, help="cpu, pixel (pixel1), a device with a table, or a table path")
@@ -209,23 +209,16 @@ def _kind_note(table) -> str:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from nas import zoo
-    from nas.latency.build import load_arch_file
-    from nas.latency.table import missing_ops, predict
+    from nas.latency.table import predict
+    from nas.sources import resolve
 
-    src = args.source
-    if src.endswith(".json") or Path(src).is_file():
-        if args.width is not None:
-            raise NasError("--width applies to zoo models, not to an architecture file")
-        arch = load_arch_file(src)
-        if args.resolution:
-            arch = arch.replace(resolution=args.resolution)
-    else:
-        arch = zoo.get(src, width=args.width, resolution=args.resolution)
+    arch, _ = resolve(args.source, width=args.width, resolution=args.resolution)
     table = _load(args.device, args.runtime)
     measured_now = 0
-    if args.measure_missing and (missing := missing_ops(arch, table)):
-        measured_now = _measure_missing(table, arch, [k for _, k in missing])
+    if args.measure_missing:
+        from nas.latency.build import measure_missing
+
+        measured_now = measure_missing(arch, table, progress=_progress())
     pred = predict(arch, table)
     if args.json:
         print_json(
@@ -240,7 +233,7 @@ def run_predict(args: argparse.Namespace) -> int:
         )
         return 0
     print(
-        f"{arch.name or src} at {arch.resolution}: {pred.latency_ms:.2f} ms on {table.device} "
+        f"{arch.name or args.source} at {arch.resolution}: {pred.latency_ms:.2f} ms on {table.device} "
         f"({table.runtime}){_kind_note(table)}"
     )
     if table.correction:
@@ -249,32 +242,6 @@ def run_predict(args: argparse.Namespace) -> int:
     for block in pred.blocks:
         print(f"  {block.path:18s} {block.ms:8.3f} ms  {block.key}")
     return 0
-
-
-def _measure_missing(table, arch, keys: list[str]) -> int:
-    from nas.latency.build import arch_items, build_table
-    from nas.latency.measure import Protocol
-    from nas.latency.validate import runtime_of
-
-    if table.path is None or table.kind != "measured":
-        raise NasError(f"--measure-missing needs a table measured on this machine; {table.where} is {table.kind}")
-    runtime, threads = runtime_of(table)
-    items = {k: v for k, v in arch_items([arch]).items() if k in set(keys)}
-    protocol = Protocol.from_dict(table.meta.get("protocol", {}))
-    build_table(
-        device=table.device,
-        items=items,
-        out=table.path,
-        runtime=runtime,
-        threads=threads,
-        protocol=protocol,
-        source={"measure_missing": arch.name or arch.hash},
-        add=True,
-        progress=_progress(),
-    )
-    fresh = _load(str(table.path))
-    table.ops, table.fixed, table.ms, table.resolutions = fresh.ops, fresh.fixed, fresh.ms, fresh.resolutions
-    return len(items)
 
 
 def run_validate(args: argparse.Namespace) -> int:

@@ -376,3 +376,32 @@ def _interleaved_chunk(
 
 def _resolutions(items: dict[str, dict[str, Any]]) -> set[int]:
     return {int(item["x"][1]) for item in items.values() if item["kind"] == "input"}
+
+
+def measure_missing(arch: Arch, table: LatencyTable, progress: Any = None) -> int:
+    """Time the ops of `arch` that a measured table lacks, here, with the table's own protocol, into its file;
+    the table object is refreshed in place. Returns how many ops were timed."""
+    from nas.latency.table import load_table, missing_ops
+    from nas.latency.validate import runtime_of
+
+    keys = {key for _, key in missing_ops(arch, table)}
+    if not keys:
+        return 0
+    if table.path is None or table.kind != "measured":
+        raise NasError(f"only a table measured on this machine can time missing ops; {table.where} is {table.kind}")
+    runtime, threads = runtime_of(table)
+    items = {k: v for k, v in arch_items([arch]).items() if k in keys}
+    build_table(
+        device=table.device,
+        items=items,
+        out=table.path,
+        runtime=runtime,
+        threads=threads,
+        protocol=Protocol.from_dict(table.meta.get("protocol", {})),
+        source={"measure_missing": arch.name or arch.hash},
+        add=True,
+        progress=progress,
+    )
+    fresh = load_table(str(table.path))
+    table.ops, table.fixed, table.ms, table.resolutions = fresh.ops, fresh.fixed, fresh.ms, fresh.resolutions
+    return len(items)
