@@ -7,8 +7,8 @@ seeds, but its "accuracy" is a proxy score, so the curves compare how fast each 
 deterministic objective — not accuracies. The x axis is the number of evaluated trials (what training would
 cost); candidates screened out on predicted latency are free and counted separately.
 
-Full size (estimated ~20–30 min on the 2-core VM, one core: ~0.12–0.2 s per zero-cost trial, docs/search.md, plus
-the samplers' own time, which grows with the trials for TPE; 4 samplers × 5 seeds × 200 evaluated trials):
+Full size: 13 min measured on the 2-core VM beside another 1-thread job (2026-11-26, docs/results.md;
+4 samplers × 5 seeds × 200 evaluated trials, 36–41 s per run):
 
     MALLOC_MMAP_THRESHOLD_=67108864 MALLOC_TRIM_THRESHOLD_=1073741824 python bench/evidence_efficiency.py
 

@@ -7,11 +7,11 @@
    built by this script);
 3. the estimated Pixel 1 model's grouped cross-validation and hold-out families (`nas.latency.pixel`), plotted.
 
-Full size (estimated 15–20 min here: build ~3.5 min and validate 268 s per 50 networks, both measured in
-docs/latency.md, so ~11 min for 120; the pixel refit ~1 min; needs a quiet machine — timings are noisy otherwise):
+Full size: 11 min measured on the 2-core VM with 100 networks (2026-11-26, docs/results.md: build 184 s,
+validation 475 s, Pixel refit 3 s); needs a quiet machine, timings are noisy otherwise:
 
     MALLOC_MMAP_THRESHOLD_=67108864 MALLOC_TRIM_THRESHOLD_=1073741824 \
-        python bench/evidence_latency.py --build --samples 120
+        python bench/evidence_latency.py --build --samples 100
 
 Smoke (same code, tiny protocol; figures meaningless): python bench/evidence_latency.py --smoke --out DIR
 """
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="bench/results/evidence-latency")
     p.add_argument("--table", default="cpu", help="CPU table to validate without --build (default: the committed one)")
     p.add_argument("--build", action="store_true", help="build a fresh CPU table into --out first, and validate it")
-    p.add_argument("--samples", type=int, default=120, help="random networks to time end to end (≥ 100 for issue 6)")
+    p.add_argument("--samples", type=int, default=100, help="random networks to time end to end (≥ 100 for issue 6)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--passes", type=int, default=30)
     p.add_argument("--seed", type=int, default=0)

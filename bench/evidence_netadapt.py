@@ -7,8 +7,8 @@ predicted within NetAdapt's result, trained from scratch for the same number of 
 Defaults are that script's documented run A (docs/netadapt.md: step 0.05, 10-step short fine-tunes, 20 epochs
 of brief training, 10 of long fine-tune). Resumable: finished comparisons are kept in netadapt.json.
 
-Full size (estimated 60–90 min on the 2-core VM with --jobs 2: run A at fraction 0.6 took 477 s + 101 s under
-load 5–8, docs/netadapt.md; 0.4 needs about twice the iterations, 0.8 half; 3 fractions × 2 seeds):
+Full size: 28 min measured on the 2-core VM with --jobs 2, beside another 1-thread job (2026-11-26,
+docs/results.md): 19 min for fractions 0.8 and 0.6, then 9 min for 0.4; one NetAdapt run 5–7 min:
 
     MALLOC_MMAP_THRESHOLD_=67108864 MALLOC_TRIM_THRESHOLD_=1073741824 python bench/evidence_netadapt.py
 

@@ -12,9 +12,8 @@ std top-1 on the test split, and the margin of the searched net over the best ba
 On `cpu`, baselines at arbitrary widths have ops the space's table lacks: they are timed here, with the table's
 protocol, into the copy (out/cpu-table.json), never into latency_tables/.
 
-Full size (budget ≤ 2 h on the 2-core VM, estimated from one-epoch timings of the three families at width 1.0,
-2.2–6.5 s per epoch on one core under load ~1: 4 searches × 8 min = 32 min; CPU baseline ops ~5–10 min; 48
-trainings × 20 epochs × ~4–8 s = 65–130 core-minutes, on 2 cores with --jobs 2 ≈ 35–65 min; total ≈ 75–110 min):
+Full size: 55 min measured on the 2-core VM (2026-11-26, docs/results.md): 4 searches × 6 min, timing the CPU
+baselines' ops 4.5 min, 48 trainings × 15 epochs (34–102 s each, one thread) two at a time 27 min:
 
     MALLOC_MMAP_THRESHOLD_=67108864 MALLOC_TRIM_THRESHOLD_=1073741824 python bench/evidence_search.py
 
@@ -166,9 +165,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cpu-targets", nargs="+", type=float, default=[3.0, 4.5], help="ms (cpu table)")
     p.add_argument("--pixel-targets", nargs="+", type=float, default=[50.0, 80.0], help="ms (pixel, estimated)")
     p.add_argument("--cpu-table", default="latency_tables/cpu.json", help="measured table to copy for cpu")
-    p.add_argument("--search-minutes", type=float, default=8.0, help="time budget of each search")
+    p.add_argument("--search-minutes", type=float, default=6.0, help="time budget of each search")
     p.add_argument("--search-trials", type=int, default=200, help="cap on evaluated trials of each search")
-    p.add_argument("--epochs", type=float, default=20, help="final training of every network")
+    p.add_argument("--epochs", type=float, default=15, help="final training of every network")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--jobs", type=int, default=2, help="trainings in parallel, one thread each")
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code path, figures mean nothing")

@@ -30,6 +30,10 @@ def script(name: str):  # a bench module
     return importlib.import_module(name)
 
 
+def report():  # bench/evidence_report.py, which renders docs/results.md's tables
+    return script("evidence_report")
+
+
 def read(path: Path) -> dict:
     import json
 
@@ -70,6 +74,9 @@ def test_evidence_latency_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert is_png(px["plot"])
     # The committed table is never touched by a run that did not build its own.
     assert "correction_saved_to" not in v
+    md = report().latency(result)  # the page's table shows these figures
+    mapes = (v["raw"]["mape"], v["mape"], px["pooled_cv_mape"])
+    assert "| MAPE | " + " | ".join(f"{100 * m:.1f}%" for m in mapes) + " |" in md
 
 
 @needs_data
@@ -97,6 +104,9 @@ def test_evidence_search_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert math.isclose(margin["points"], round(100 * (nets["searched"]["test_top1"]["mean"] - best), 2), abs_tol=0.01)
     assert margin["goal_met"] == (margin["points"] >= 2.0)
     assert is_png(result["plot"])
+    row = report().search(result).splitlines()[2]
+    assert f"{margin['points']:+.1f} ± " in row and f"({margin['best_baseline']})" in row
+    assert f"{searched['latency_ms']:.2f} ms" in row
     # Rerunning resumes: nothing left to do, the same figures come back.
     assert script("evidence_search").main(["--smoke", "--data", DATA, "--out", str(tmp_path)]) == 0
     again = read(tmp_path / "results.json")
@@ -131,6 +141,10 @@ def test_evidence_efficiency_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     for agg in result["summary"].values():
         assert agg["seeds"] == 2 and agg["final"]["n"] == 2 and 0 < agg["final"]["mean"] < 1
     assert is_png(result["plot"])
+    md = report().efficiency(result)
+    assert len(md.splitlines()) == 2 + 4
+    tpe = result["summary"]["tpe"]["best_after"]["1"]
+    assert f"| tpe | 2 | {tpe['mean']:.4f} ± {tpe['std']:.4f} |" in md
 
 
 @needs_data
@@ -146,6 +160,37 @@ def test_evidence_netadapt_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert 0 <= row["netadapt_test_top1"]["mean"] <= 1 and 0 <= row["width_test_top1"]["mean"] <= 1
     assert (tmp_path / "fraction0.85-seed0" / "report.json").is_file()
     assert is_png(result["plot"])
+    md = report().netadapt(result)
+    assert f"| {row['netadapt_minus_width_points']:+.1f} ± 0.0 |" in md and md.count("\n") == 2  # one seed
+
+
+def test_evidence_report_refuses_smoke_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nas.io import write_json
+
+    (tmp_path / "evidence-search").mkdir()
+    write_json(tmp_path / "evidence-search" / "results.json", {"smoke": True, "cells": {}})
+    assert report().main(["--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "is a smoke run" in out and out.count("not yet run") == 4
+
+
+def test_evidence_report_updates_only_between_markers(tmp_path: Path) -> None:
+    names = [*report().SECTIONS, "cost"]
+    doc = tmp_path / "results.md"
+    prose = [f"Prose about {name}, kept as written." for name in names]
+    doc.write_text(
+        "\n".join(
+            f"{p}\n<!-- evidence_report:{n} -->\nold\n<!-- /evidence_report:{n} -->"
+            for p, n in zip(prose, names, strict=True)
+        )
+    )
+    assert report().main(["--results", str(tmp_path / "none"), "--update", str(doc)]) == 0
+    text = doc.read_text()
+    assert "old" not in text and all(p in text for p in prose)
+    assert text.count("not yet run") == len(names) - 1 and "| what | wall time |" in text
+    doc.write_text("no markers here")
+    with pytest.raises(SystemExit, match="markers"):
+        report().main(["--results", str(tmp_path), "--update", str(doc)])
 
 
 @pytest.mark.slow

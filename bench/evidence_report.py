@@ -1,0 +1,328 @@
+"""Issue 6: the markdown tables of docs/results.md, printed from the evidence scripts' JSON reports.
+
+Every figure on that page comes from this output, so a table can be checked against (and regenerated from) the
+runs that made it:
+
+    python bench/evidence_report.py [--results bench/results] [--update docs/results.md]
+
+A report that is missing is named and skipped; smoke reports are refused (their figures mean nothing). With
+`--update`, each section's table replaces what stands between its markers in the page, and nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nas.io import read_json, write_text
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    return "—" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def top1(stat: dict[str, Any] | None) -> str:
+    """Mean ± std over seeds, in points."""
+    if not stat or stat.get("mean") is None:
+        return "—"
+    std = f" ± {100 * stat['std']:.1f}" if stat.get("std") is not None else ""
+    return f"{100 * stat['mean']:.1f}{std}"
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def provenance(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    load = m.get("load_average_at_start")
+    return (
+        f"`{report['command']}` · {report['date']} · {m['platform']}, {m['cpu_count']} CPUs"
+        f" · load average at start {load}"
+    )
+
+
+def latency(r: dict[str, Any]) -> str:
+    v, px = r["cpu_validate"], r["pixel"]
+    raw, cor = v["raw"], v.get("corrected_holdout", {})
+    rows = [
+        ["networks", raw["samples"], cor.get("samples", "—"), sum(s["n"] for s in px["schemes"])],
+        ["MAPE", pct(raw["mape"]), pct(cor.get("mape")), pct(px["pooled_cv_mape"])],
+        ["median APE", pct(raw["median_ape"]), pct(cor.get("median_ape")), "—"],
+        ["within ±10%", pct(raw["within_10pct"], 0), pct(cor.get("within_10pct"), 0), "—"],
+        ["Kendall τ", raw["kendall_tau"], cor.get("kendall_tau", "—"), "—"],
+        ["median bias (predicted/measured − 1)", pct(raw["bias"]), pct(cor.get("bias")), "—"],
+    ]
+    out = [table(["figure", "CPU, plain sum (all)", "CPU, corrected (held out)", "Pixel 1 model"], rows)]
+    out.append(
+        f"\nCPU ground truth: {v['random_networks']} random networks of the space"
+        + (f" + {len(v['zoo_networks'])} zoo networks" if v["zoo_networks"] else "")
+        + f", {v['rounds']} rounds × {v['passes']} passes; Kendall τ between rounds "
+        f"{v['measurement_tau_between_rounds']}, median spread between rounds {pct(v['measurement_spread_median'])}."
+    )
+    if "correction" in v:
+        c = v["correction"]
+        out.append(
+            f"Correction fitted on {c['fitted_on']} networks: ×{c['scale']} + {c['offset_ms']} ms, "
+            f"reported on the other {c['reported_on']}."
+        )
+    schemes = [[s["scheme"], len(s["groups"]), s["n"], pct(s["mape"]), pct(s["max_abs_error"])] for s in px["schemes"]]
+    out.append("\nPixel 1 (estimated) model: fit MAPE " + pct(px["fit_mape"]) + "; cross-validation by scheme:\n")
+    out.append(table(["scheme", "groups", "networks", "MAPE", "worst error"], schemes))
+    hold = px["holdout"]
+    if hold.get("rows"):
+        out.append(f"\nFamilies never fitted ({len(hold['rows'])} networks): MAPE {pct(hold['mape'])}.")
+    if "build" in r:
+        b = r["build"]
+        out.append(f"\nFresh CPU table: {b['ops']} ops, built in {b['wall_s']:.0f} s.")
+    return "\n".join(out)
+
+
+def search(r: dict[str, Any]) -> str:
+    rows = []
+    for cell in r["cells"].values():
+        nets = cell["networks"]
+        s = cell["search"]
+        if s.get("arch") is None:
+            rows.append([cell["device"], f"{cell['target_ms']:g} ms", "search found nothing", *[""] * 6])
+            continue
+
+        def base(name: str, nets: dict[str, Any] = nets) -> str:
+            n = nets.get(name)
+            if not n or not n.get("reachable", True) or n.get("arch") is None:
+                return "unreachable"
+            return f"×{n['width']:.2f}, {n['latency_ms']:.2f} ms, {top1(n.get('test_top1'))}"
+
+        m = cell.get("margin")
+        best = m["best_baseline"] if m else ""
+        rows.append(
+            [
+                cell["device"] + (" (estimated)" if cell["table_kind"] != "measured" else ""),
+                f"{cell['target_ms']:g} ms",
+                f"{s['latency_ms']:.2f} ms ({s['trials']} trials)",
+                top1(nets["searched"].get("test_top1")),
+                base("mobilenet_v2"),
+                base("mobilenet_v3_small"),
+                base("mobilenet_v3_large"),
+                f"{m['points']:+.1f} ± {margin_se(nets['searched']['test_top1'], nets[best]['test_top1']):.1f} ({best})"
+                if m
+                else "—",
+                ("met" if m["goal_met"] else "**not met**") if m else "—",
+            ]
+        )
+    header = [
+        "device",
+        "target",
+        "searched: predicted",
+        "searched top-1",
+        "MobileNetV2 (×w, ms, top-1)",
+        "MobileNetV3-Small",
+        "MobileNetV3-Large",
+        "margin over best baseline (points ± standard error)",
+        "goal ≥ 2 points",
+    ]
+    return table(header, rows) + "\n\n" + search_details(r)
+
+
+def margin_se(a: dict[str, Any], b: dict[str, Any]) -> float:
+    """Standard error of the difference of two mean top-1s (mean_std dicts) over seeds, in points (a missing
+    std counts as 0)."""
+    return 100 * ((a["std"] or 0.0) ** 2 / a["n"] + (b["std"] or 0.0) ** 2 / b["n"]) ** 0.5
+
+
+def search_details(r: dict[str, Any]) -> str:
+    """Per network: size at the deploy resolution, and top-1 of each seed; then the searched architectures."""
+    from nas.arch import Arch
+    from nas.export import timm_strings
+
+    rows, found = [], []
+    for key, cell in r["cells"].items():
+        for name, net in cell["networks"].items():
+            if net.get("arch") is None:
+                continue
+            arch = Arch.from_dict(net["arch"])
+            seeds = ", ".join(f"{100 * run['test_top1']:.1f}" for _, run in sorted(net["runs"].items()))
+            width = f"×{net['width']:.2f}" if "width" in net else "searched"
+            rows.append(
+                [
+                    key,
+                    name,
+                    width,
+                    f"{net['latency_ms']:.2f}",
+                    f"{arch.macs / 1e6:.0f}",
+                    f"{arch.params / 1e6:.2f}",
+                    seeds,
+                ]
+            )
+            if name == "searched":
+                style, strings = timm_strings(arch)
+                stages = "; ".join(" ".join(stage) for stage in strings)
+                found.append(f"- `{key}` ({style.lower()} style): `{stages}`")
+    header = ["cell", "network", "width", "predicted ms", "MACs (M, 224)", "params (M)", "test top-1 per seed"]
+    return table(header, rows) + "\n\nSearched architectures (timm block strings of the stages):\n\n" + "\n".join(found)
+
+
+def efficiency(r: dict[str, Any]) -> str:
+    checkpoints = ["1", "10", "20", "50", "100", "200"]
+    rows = []
+    for sampler, agg in r["summary"].items():
+        at = agg["best_after"]
+        rows.append(
+            [
+                sampler,
+                agg["seeds"],
+                *[_mean_std(at.get(n)) for n in checkpoints],
+                agg["screened_out_mean"],
+                f"{agg['wall_s_mean']:.0f} s",
+            ]
+        )
+    header = ["sampler", "seeds", *[f"best after {n}" for n in checkpoints], "screened out (mean)", "wall (mean)"]
+    return table(header, rows)
+
+
+def _mean_std(stat: dict[str, Any] | None) -> str:
+    if not stat:
+        return "—"
+    std = f" ± {stat['std']:.4f}" if stat.get("std") is not None else ""
+    return f"{stat['mean']:.4f}{std}"
+
+
+def netadapt(r: dict[str, Any]) -> str:
+    def se(row: dict[str, Any]) -> float:
+        return margin_se(row["netadapt_test_top1"], row["width_test_top1"])
+
+    rows = [
+        [
+            f"{row['fraction']:g} ({row['target_ms']:.1f} ms)",
+            f"{row['netadapt_latency_ms']:.1f} ms, {top1(row['netadapt_test_top1'])}",
+            f"×{', '.join(f'{w:.2f}' for w in row['widths'])}, {row['width_latency_ms']:.1f} ms, "
+            f"{top1(row['width_test_top1'])}",
+            f"{row['netadapt_minus_width_points']:+.1f} ± {se(row):.1f}",
+            row["netadapt_test_top1"]["n"],
+            f"{row['netadapt_wall_s_mean']:.0f} s / {row['width_wall_s_mean']:.0f} s",
+        ]
+        for row in r["summary"]
+    ]
+    header = [
+        "target (fraction, ms)",
+        "NetAdapt: ms, top-1",
+        "width multiplier: ×w, ms, top-1",
+        "NetAdapt − width (points ± standard error)",
+        "seeds",
+        "wall: NetAdapt / width (mean)",
+    ]
+    return table(header, rows)
+
+
+def cost(reports: dict[str, dict[str, Any]]) -> str:
+    rows = []
+    lat = reports.get("latency")
+    if lat:
+        if "build" in lat:
+            rows.append([f"CPU table build ({lat['build']['ops']} ops)", f"{lat['build']['wall_s']:.0f} s"])
+        v = lat["cpu_validate"]
+        n = v["random_networks"] + len(v["zoo_networks"])
+        rows.append([f"CPU validation ({n} networks)", f"{lat['wall_s']['cpu_validate']:.0f} s"])
+        rows.append(["Pixel 1 model refit + cross-validation", f"{lat['pixel']['wall_s']:.0f} s"])
+    phases = {"baseline widths cpu": "timing the CPU baselines' missing ops", "trainings (wall)": "all final trainings"}
+    for name, s in ((n, reports[n]) for n in ("search", "search-long") if n in reports):
+        for key, cell in s["cells"].items():
+            budget = f"{s['settings']['search_minutes']:g}-minute budget"
+            what = f"search {key}, {budget} ({cell['search'].get('trials')} trials)"
+            rows.append([what, f"{cell['search']['wall_s']:.0f} s"])
+        for phase, what in phases.items():
+            if phase in s["wall_s"]:
+                rows.append([f"{what} (`{name}`, --jobs {s['settings']['jobs']})", f"{s['wall_s'][phase]:.0f} s"])
+        walls = [
+            run["wall_s"] for c in s["cells"].values() for n in c["networks"].values() for run in n["runs"].values()
+        ]
+        if walls:
+            rows.append(
+                [
+                    f"one final training ({s['recipe']['epochs']:g} epochs, 1 thread), min–median–max of {len(walls)}",
+                    f"{min(walls):.0f}–{sorted(walls)[len(walls) // 2]:.0f}–{max(walls):.0f} s",
+                ]
+            )
+    e = reports.get("efficiency")
+    if e:
+        for sampler, agg in e["summary"].items():
+            trials = e["settings"]["trials"]
+            rows.append([f"zero-cost search, {trials} evaluated trials, {sampler}", f"{agg['wall_s_mean']:.0f} s"])
+    na = reports.get("netadapt")
+    if na:
+        for row in na["summary"]:
+            rows.append([f"NetAdapt run, MobileNetV2 to {row['fraction']:g}", f"{row['netadapt_wall_s_mean']:.0f} s"])
+    for name, rep in reports.items():
+        if "total (this invocation)" in rep.get("wall_s", {}):
+            total = rep["wall_s"]["total (this invocation)"]
+            rows.append([f"whole `{name}` script (last invocation)", f"{total:.0f} s"])
+    return table(["what", "wall time"], rows)
+
+
+SECTIONS: dict[str, tuple[str, str, Callable[[dict[str, Any]], str]]] = {
+    "latency": ("evidence-latency/latency.json", "1. Latency prediction", latency),
+    "search": ("evidence-search/results.json", "2. Search quality at equal latency", search),
+    "search-long": ("evidence-search-long/results.json", "2b. The same with a longer search", search),
+    "efficiency": ("evidence-efficiency/efficiency.json", "3. Search efficiency", efficiency),
+    "netadapt": ("evidence-netadapt/netadapt.json", "4. NetAdapt against the width multiplier", netadapt),
+}
+
+
+def render(results: Path) -> dict[str, str]:
+    """The markdown of every section (and of the cost table, under "cost"), keyed by section name."""
+    reports: dict[str, dict[str, Any]] = {}
+    out: dict[str, str] = {}
+    for name, (path, _, render_section) in SECTIONS.items():
+        file = results / path
+        if not file.exists():
+            out[name] = f"_{file} not found: not yet run._"
+            continue
+        report = read_json(file, "evidence report")
+        if report.get("smoke"):
+            out[name] = f"_{file} is a smoke run: its figures mean nothing._"
+            continue
+        try:
+            out[name] = provenance(report) + "\n\n" + render_section(report)
+        except KeyError as missing:  # the script writes its summary last: still running, or killed
+            out[name] = f"_{file} is unfinished (no {missing}): run its command again to complete it._"
+            continue
+        reports[name] = report
+    out["cost"] = cost(reports)
+    return out
+
+
+def update(doc: Path, sections: dict[str, str]) -> Path:
+    """Replace what stands between each section's markers in `doc` (`<!-- evidence_report:NAME -->` …
+    `<!-- /evidence_report:NAME -->`); the prose around them is left as written."""
+    text = doc.read_text()
+    for name, body in sections.items():
+        begin, end = f"<!-- evidence_report:{name} -->", f"<!-- /evidence_report:{name} -->"
+        pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
+        if not pattern.search(text):
+            raise SystemExit(f"{doc} has no {begin} … {end} markers")
+        text = pattern.sub(lambda _, b=begin, e=end, body=body: f"{b}\n{body}\n{e}", text)
+    return write_text(doc, text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--results", default="bench/results", help="folder holding the evidence-* report folders")
+    p.add_argument("--update", metavar="DOC", help="write the tables into DOC's markers instead of printing them")
+    args = p.parse_args(argv)
+    sections = render(Path(args.results))
+    if args.update:
+        print(f"updated {update(Path(args.update), sections)}")
+        return 0
+    titles = {name: title for name, (_, title, _) in SECTIONS.items()} | {"cost": "5. Cost on this machine"}
+    for name, body in sections.items():
+        print(f"## {titles[name]}\n\n{body}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
