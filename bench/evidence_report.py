@@ -167,6 +167,13 @@ def search_details(r: dict[str, Any]) -> str:
     return table(header, rows) + "\n\nSearched architectures (timm block strings of the stages):\n\n" + "\n".join(found)
 
 
+def recipe(r: dict[str, Any]) -> str:
+    lrs = r["settings"]["lrs"]
+    rows = [[name, *[pct(by_lr.get(f"{lr:g}")) for lr in lrs]] for name, by_lr in r["test_top1"].items()]
+    header = ["network (seed " + str(r["settings"]["seed"]) + ")", *[f"test top-1 at lr {lr:g}" for lr in lrs]]
+    return table(header, rows)
+
+
 def efficiency(r: dict[str, Any]) -> str:
     checkpoints = ["1", "10", "20", "50", "100", "200"]
     rows = []
@@ -268,6 +275,7 @@ SECTIONS: dict[str, tuple[str, str, Callable[[dict[str, Any]], str]]] = {
     "latency": ("evidence-latency/latency.json", "1. Latency prediction", latency),
     "search": ("evidence-search/results.json", "2. Search quality at equal latency", search),
     "search-long": ("evidence-search-long/results.json", "2b. The same with a longer search", search),
+    "recipe": ("recipe-sensitivity/recipe.json", "2c. How much the shared learning rate decides", recipe),
     "efficiency": ("evidence-efficiency/efficiency.json", "3. Search efficiency", efficiency),
     "netadapt": ("evidence-netadapt/netadapt.json", "4. NetAdapt against the width multiplier", netadapt),
 }

@@ -113,6 +113,21 @@ def test_evidence_search_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert again["cells"]["pixel-50ms"]["networks"]["searched"]["runs"] == nets["searched"]["runs"]
 
 
+@needs_data
+def test_recipe_sensitivity_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["recipe_sensitivity.py", "--smoke"])
+    argv = ["--smoke", "--data", DATA, "--out", str(tmp_path), "--lrs", "0.05", "0.2", "--jobs", "1"]
+    assert script("recipe_sensitivity").main([*argv, "--searched", str(tmp_path / "none.json")]) == 0
+    result = read(tmp_path / "recipe.json")
+    check_provenance(result)
+    assert set(result["test_top1"]) == {"mobilenet_v2", "mobilenet_v3_large"}
+    assert all(set(by_lr) == {"0.05", "0.2"} for by_lr in result["test_top1"].values())
+    assert {run["key"][1] for run in result["runs"]} == {0.05, 0.2}
+    md = report().recipe(result)
+    v2 = result["test_top1"]["mobilenet_v2"]
+    assert f"| mobilenet_v2 | {100 * v2['0.05']:.1f}% | {100 * v2['0.2']:.1f}% |" in md
+
+
 def test_width_at_latency_is_the_widest_within_the_target() -> None:
     from nas import zoo
     from nas.latency import load_table, predict
@@ -171,7 +186,7 @@ def test_evidence_report_refuses_smoke_runs(tmp_path: Path, capsys: pytest.Captu
     write_json(tmp_path / "evidence-search" / "results.json", {"smoke": True, "cells": {}})
     assert report().main(["--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "is a smoke run" in out and out.count("not yet run") == 4
+    assert "is a smoke run" in out and out.count("not yet run") == 5
 
 
 def test_evidence_report_updates_only_between_markers(tmp_path: Path) -> None:
