@@ -58,6 +58,11 @@ def width_at_latency(
         timed += measure_missing(arch, table, progress=False)
         return float(predict(arch, table).latency_ms)
 
+    def found(width: float | None, ms: float | None, **extra: Any) -> dict[str, Any]:
+        reachable = width is not None
+        ms = round(ms, 4) if reachable and ms is not None else None
+        return {"family": family, "width": width, "latency_ms": ms, "reachable": reachable, "ops_timed": timed, **extra}
+
     # Bracket from width 1.0 by doubling or halving (pricing a 4×-wide network is slow on the estimated table).
     steps = 0
     width, width_ms = 1.0, latency(1.0)
@@ -72,14 +77,7 @@ def width_at_latency(
                 break
             lo, lo_ms = up, up_ms
         else:
-            return {
-                "family": family,
-                "width": lo,
-                "latency_ms": round(lo_ms, 4),
-                "reachable": True,
-                "ops_timed": timed,
-                "note": f"capped at width {lo}",
-            }
+            return found(lo, lo_ms, note=f"capped at width {lo}")
     else:
         hi = width
         while True:
@@ -90,14 +88,7 @@ def width_at_latency(
                 lo, lo_ms = down, down_ms
                 break
             if down <= lo:
-                return {
-                    "family": family,
-                    "width": None,
-                    "latency_ms": None,
-                    "reachable": False,
-                    "ops_timed": timed,
-                    "note": f"even width {lo} is predicted at {down_ms:.2f} ms > {target_ms:.2f} ms",
-                }
+                return found(None, None, note=f"even width {lo} is predicted at {down_ms:.2f} ms > {target_ms:.2f} ms")
             hi = down
     while hi - lo > tol:
         mid = round((lo + hi) / 2, 4)
@@ -107,14 +98,7 @@ def width_at_latency(
             lo, lo_ms = mid, mid_ms
         else:
             hi = mid
-    return {
-        "family": family,
-        "width": lo,
-        "latency_ms": round(lo_ms, 4),
-        "reachable": True,
-        "ops_timed": timed,
-        "bisection_steps": steps,
-    }
+    return found(lo, lo_ms, bisection_steps=steps)
 
 
 # ---------------------------------------------------------------------------------------------- training
