@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -33,6 +34,9 @@ from nas.errors import NasError
 SCHEMA = "nas.arch/1"
 
 ACTIVATIONS = ("none", "relu", "relu6", "hswish", "swish")
+# A name reaches file names and generated source: letters, digits and `_ . + -` (inner spaces allowed), bounded.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.+ -]{0,98}[A-Za-z0-9_.+-])?", re.ASCII)
+NAME_MAX = 100
 GATES = ("sigmoid", "hsigmoid")
 
 
@@ -606,6 +610,7 @@ class Arch:
     def __post_init__(self) -> None:
         object.__setattr__(self, "stem", tuple(self.stem))
         object.__setattr__(self, "stages", tuple(tuple(stage) for stage in self.stages))
+        check_name(self.name)
         for name in ("resolution", "num_classes", "in_channels"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -613,17 +618,21 @@ class Arch:
         h = self.head
         if h.classifier not in ("linear", "conv"):
             raise SpecError(f"head.classifier: must be 'linear' or 'conv', got {h.classifier!r}")
+        if not isinstance(h.classifier_bias, bool):
+            raise SpecError(f"head.classifier_bias: must be true or false, got {h.classifier_bias!r}")
         if h.classifier == "conv" and h.hidden:
             raise SpecError("head.hidden: a conv classifier takes no hidden dense layers")
-        if not 0 <= h.dropout < 1:
-            raise SpecError(f"head.dropout: must be in [0, 1), got {h.dropout!r}")
+        if isinstance(h.dropout, bool) or not isinstance(h.dropout, int | float) or not 0 <= h.dropout < 1:
+            raise SpecError(f"head.dropout: must be a number in [0, 1), got {h.dropout!r}")
         for i, dense in enumerate(h.hidden):
-            if not isinstance(dense.out, int) or dense.out < 1:
+            if not isinstance(dense.out, int) or isinstance(dense.out, bool) or dense.out < 1:
                 raise SpecError(f"head.hidden[{i}].out: must be a positive integer, got {dense.out!r}")
             if dense.act not in ACTIVATIONS:
                 raise SpecError(
                     f"head.hidden[{i}].act: must be one of {', '.join(ACTIVATIONS)}; got {dense.act!r}"
                 )
+            if not isinstance(dense.bias, bool):
+                raise SpecError(f"head.hidden[{i}].bias: must be true or false, got {dense.bias!r}")
         sites = list(self._walk())
         if sites and min(sites[-1].y.h, sites[-1].y.w) < 1:
             raise SpecError(f"resolution: {self.resolution} is too small for this network's strides")
@@ -765,8 +774,11 @@ class Arch:
                 hidden.append(Dense(**d))
             except TypeError as err:
                 raise SpecError(f"head.hidden[{i}]: {err}") from None
+        name = data.get("name", "")
+        if not isinstance(name, str):
+            raise SpecError(f"name: must be a string, got {name!r}")
         return cls(
-            name=str(data.get("name", "")),
+            name=name,
             resolution=data["resolution"],
             in_channels=data.get("in_channels", 3),
             num_classes=data["num_classes"],
@@ -809,6 +821,28 @@ class Arch:
         return self.replace(stem=stem, stages=stages, head=dataclasses.replace(self.head, blocks=head_blocks))
 
 
+def check_name(name: Any) -> None:
+    """Names become file names and text of generated modules: only a bounded, identifier-like string passes."""
+    if not isinstance(name, str):
+        raise SpecError(f"name: must be a string, got {type(name).__name__}")
+    if name and (len(name) > NAME_MAX or not NAME_PATTERN.fullmatch(name)):
+        shown = name if len(name) <= 40 else name[:40] + "…"
+        raise SpecError(
+            f"name: {shown!r} is not a valid name (at most {NAME_MAX} characters: letters, digits, '_', '.', "
+            "'+', '-' and inner spaces)"
+        )
+
+
+# The JSON types a block field of each annotation accepts (bool is refused where a number is meant).
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "int": ((int,), "an integer"),
+    "int | None": ((int, type(None)), "an integer or null"),
+    "float": ((int, float), "a number"),
+    "bool": ((bool,), "true or false"),
+    "str": ((str,), "a string"),
+}
+
+
 def _list(value: Any, where: str) -> list:
     if not isinstance(value, list):
         raise SpecError(f"{where}: must be a list")
@@ -839,9 +873,7 @@ def block_from_dict(data: Any, where: str = "block") -> Block:
     if missing:
         raise SpecError(f"{where}.{missing[0]}: missing (a {kind!r} block needs it)")
     for name, value in args.items():
-        default = fields[name].default
-        if isinstance(default, bool) and not isinstance(value, bool):
-            raise SpecError(f"{where}.{name}: must be true or false, got {value!r}")
-        if isinstance(default, str) and not isinstance(value, str):
-            raise SpecError(f"{where}.{name}: must be a string, got {value!r}")
+        types, what = _FIELD_TYPES[str(fields[name].type)]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise SpecError(f"{where}.{name}: must be {what}, got {value!r}")
     return cls(**args)

@@ -35,9 +35,13 @@ ONNX_OPSET = 17
 
 def file_stem(arch: Arch) -> str:
     """Base name of the exported files: the arch's name as a Python identifier (the `.py` is imported)."""
-    stem = re.sub(r"\W", "_", arch.name, flags=re.ASCII).strip("_")
+    return _identifier(arch.name, fallback=f"arch_{arch.hash}")
+
+
+def _identifier(text: str, fallback: str) -> str:
+    stem = re.sub(r"\W", "_", text, flags=re.ASCII).strip("_")
     if not stem:
-        return f"arch_{arch.hash}"
+        return fallback
     return stem if stem[0].isalpha() else f"arch_{stem}"
 
 
@@ -475,44 +479,57 @@ class Net(nn.Module):
 '''
 
 
+def _lit(value: Any) -> str:
+    """`value` as a Python literal, for plain data only: nothing a spec holds reaches generated code as text."""
+    if isinstance(value, bool | int | float | str) or value is None:
+        return repr(value)
+    if isinstance(value, list | tuple):
+        items = ", ".join(_lit(v) for v in value)
+        return f"({items},)" if isinstance(value, tuple) and len(value) == 1 else (
+            f"({items})" if isinstance(value, tuple) else f"[{items}]"
+        )
+    raise SpecError(f"the pytorch export cannot write {type(value).__name__} values")
+
+
+def _call(cls: str, *args: Any, **kwargs: Any) -> str:
+    parts = [_lit(a) for a in args] + [f"{k}={_lit(v)}" for k, v in kwargs.items()]
+    return f"{cls}({', '.join(parts)})"
+
+
 def _constructor(site: BlockSite) -> tuple[str, str | None]:
     """(Python expression building this block's module, the generated class it needs or None)."""
     b, cin = site.block, site.x.c
     t = b.type
     if t == "conv":
-        args = f"{cin}, {b.out}, {b.k}, {b.s}, {b.groups}, {b.act!r}, {b.bn}, {b.bias}, {b.padding}"
-        return f"ConvBNAct({args})", None
+        return _call("ConvBNAct", cin, b.out, b.k, b.s, b.groups, b.act, b.bn, b.bias, b.padding), None
     if t == "pool":
         if b.kind == "max":
-            return f"nn.MaxPool2d({b.k}, {b.s}, {b.pad}, ceil_mode={b.ceil})", None
-        return f"nn.AvgPool2d({b.k}, {b.s}, {b.pad}, ceil_mode={b.ceil}, count_include_pad=False)", None
+            return _call("nn.MaxPool2d", b.k, b.s, b.pad, ceil_mode=b.ceil), None
+        return _call("nn.AvgPool2d", b.k, b.s, b.pad, ceil_mode=b.ceil, count_include_pad=False), None
     if t == "ds":
         se, res = b.se_channels(cin), b.has_residual(cin)
-        act = f"{b.act!r}, {b.pw_act}, {se}, {b.se_act!r}, {b.se_gate!r}"
-        args = f"{cin}, {b.out}, {b.k}, {b.s}, {act}, {res}"
-        return f"DSConv({args})", "DSConv"
+        return _call("DSConv", cin, b.out, b.k, b.s, b.act, b.pw_act, se, b.se_act, b.se_gate, res), "DSConv"
     if t == "ir":
-        se = b.se_channels(cin)
         args = (
-            f"{cin}, {b.mid}, {b.out}, {b.k}, {b.s}, {b.act!r}, {se}, {b.se_act!r}, {b.se_gate!r}, "
-            f"{b.groups}, {b.bias}, {b.has_expand(cin)}, {b.has_residual(cin)}"
+            cin, b.mid, b.out, b.k, b.s, b.act, b.se_channels(cin), b.se_act, b.se_gate,
+            b.groups, b.bias, b.has_expand(cin), b.has_residual(cin),
         )
-        return f"MBConv({args})", "MBConv"
+        return _call("MBConv", *args), "MBConv"
     if t == "ghost":
-        args = f"{cin}, {b.mid}, {b.out}, {b.k}, {b.s}, {b.se_channels(cin)}, {b.has_residual(cin)}"
-        return f"GhostBottleneck({args})", "GhostBottleneck"
+        args = (cin, b.mid, b.out, b.k, b.s, b.se_channels(cin), b.has_residual(cin))
+        return _call("GhostBottleneck", *args), "GhostBottleneck"
     if t == "shuffle_v1":
         g1 = b.groups if b.first_group else 1
-        return f"ShuffleV1Unit({cin}, {b.mid}, {b.branch_out(cin)}, {b.groups}, {g1}, {b.s})", "ShuffleV1Unit"
+        return _call("ShuffleV1Unit", cin, b.mid, b.branch_out(cin), b.groups, g1, b.s), "ShuffleV1Unit"
     if t == "shuffle_v2":
-        return f"ShuffleV2Unit({cin}, {b.out}, {b.s})", "ShuffleV2Unit"
+        return _call("ShuffleV2Unit", cin, b.out, b.s), "ShuffleV2Unit"
     if t == "fire":
-        return f"FireModule({cin}, {b.squeeze}, {b.e1}, {b.out - b.e1})", "FireModule"
+        return _call("FireModule", cin, b.squeeze, b.e1, b.out - b.e1), "FireModule"
     if t == "sep":
-        return f"SepConv({cin}, {b.out}, {b.k}, {b.s}, {b.act!r})", "SepConv"
+        return _call("SepConv", cin, b.out, b.k, b.s, b.act), "SepConv"
     if t == "xception":
-        args = f"{cin}, {b.out}, {b.sep_channels(cin)!r}, {b.s}, {b.start_relu}, {b.has_residual(cin)}"
-        return f"XceptionUnit({args})", "XceptionUnit"
+        args = (cin, b.out, b.sep_channels(cin), b.s, b.start_relu, b.has_residual(cin))
+        return _call("XceptionUnit", *args), "XceptionUnit"
     raise SpecError(f"block {site.index} ({site.path}): the pytorch export does not know block type {t!r}")
 
 
@@ -547,7 +564,9 @@ def pytorch_source(arch: Arch, module_name: str = "model") -> str:
     spec = json.dumps(arch.to_dict(), sort_keys=True, separators=(",", ":"))
     spec_lines = "\n".join(f"    {spec[i:i + 96]!r}" for i in range(0, len(spec), 96))
     size = f"N×{arch.in_channels}×{arch.resolution}×{arch.resolution}"
-    header = f'''"""{arch.name or "network"}: generated by `nas export` from nas.arch/1 spec {arch.hash}.
+    module_name = _identifier(module_name, fallback="model")
+    # The docstring carries identifiers only; the name itself appears once, as a repr'd literal (NAME).
+    header = f'''"""{file_stem(arch)}: generated by `nas export` from nas.arch/1 spec {arch.hash}.
 
 Needs only torch. `build()` makes the network (freshly initialised by torch's defaults); `load(path)` also
 loads a state_dict saved beside it, e.g. `{module_name}.pt`:
@@ -560,11 +579,11 @@ loads a state_dict saved beside it, e.g. `{module_name}.pt`:
     body += [_CLASSES[name][1] for name in _needed(classes)]
     body.append(_NET)
     body.append(f'''
-NAME = {arch.name!r}
-ARCH_HASH = {arch.hash!r}
-RESOLUTION = {arch.resolution}
-IN_CHANNELS = {arch.in_channels}
-NUM_CLASSES = {arch.num_classes}
+NAME = {_lit(arch.name)}
+ARCH_HASH = {_lit(arch.hash)}
+RESOLUTION = {_lit(arch.resolution)}
+IN_CHANNELS = {_lit(arch.in_channels)}
+NUM_CLASSES = {_lit(arch.num_classes)}
 SPEC_JSON = (
 {spec_lines}
 )
@@ -575,12 +594,12 @@ def build():
         features=[
 {chr(10).join(calls)}
         ],
-        width={arch.features.c},
-        hidden={hidden!r},
-        dropout={h.dropout!r},
-        classifier={h.classifier!r},
-        classifier_bias={h.classifier_bias},
-        num_classes={arch.num_classes},
+        width={_lit(arch.features.c)},
+        hidden={_lit(hidden)},
+        dropout={_lit(h.dropout)},
+        classifier={_lit(h.classifier)},
+        classifier_bias={_lit(h.classifier_bias)},
+        num_classes={_lit(arch.num_classes)},
     )
 
 

@@ -107,7 +107,13 @@ def test_wrong_types() -> None:
     assert spec_error(data) == "stem[0].act: must be a string, got 6"
     data = tiny_dict()
     data["stages"][0][1]["k"] = "5"
-    assert spec_error(data).startswith("block 2 (stages[0][1], ir).k: must be a positive integer, got '5'")
+    assert spec_error(data) == "stages[0][1].k: must be an integer, got '5'"
+    data = tiny_dict()
+    data["stages"][0][1]["k"] = 0
+    assert spec_error(data).startswith("block 2 (stages[0][1], ir).k: must be a positive integer, got 0")
+    data = tiny_dict()
+    data["head"]["classifier_bias"] = "True"
+    assert spec_error(data) == "head.classifier_bias: must be true or false, got 'True'"
     data = tiny_dict()
     data["stages"][0][1]["se"] = 1.5
     assert spec_error(data).startswith("block 2 (stages[0][1], ir).se: must be a number in [0, 1]")
@@ -140,7 +146,7 @@ def test_head_and_network_level_errors() -> None:
     assert spec_error(data).startswith("head.hidden[0].act: must be one of")
     data = tiny_dict()
     data["head"]["dropout"] = 1.0
-    assert spec_error(data).startswith("head.dropout: must be in [0, 1)")
+    assert spec_error(data).startswith("head.dropout: must be a number in [0, 1)")
     data = tiny_dict()
     data["num_classes"] = 0
     assert spec_error(data) == "num_classes: must be a positive integer, got 0"
