@@ -38,6 +38,7 @@ ACTIVATIONS = ("none", "relu", "relu6", "hswish", "swish")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.+ -]{0,98}[A-Za-z0-9_.+-])?", re.ASCII)
 NAME_MAX = 100
 GATES = ("sigmoid", "hsigmoid")
+RESOLUTION_MAX = 4096  # the largest input side an API takes from a user, refused before any tensor exists
 
 
 class SpecError(NasError, ValueError):
@@ -831,6 +832,16 @@ def check_name(name: Any) -> None:
             f"name: {shown!r} is not a valid name (at most {NAME_MAX} characters: letters, digits, '_', '.', "
             "'+', '-' and inner spaces)"
         )
+
+
+def check_resolution(resolution: Any, minimum: int = 1) -> None:
+    """A user's input resolution: an integer in [minimum, RESOLUTION_MAX]."""
+    if (
+        isinstance(resolution, bool)
+        or not isinstance(resolution, int)
+        or not minimum <= resolution <= RESOLUTION_MAX
+    ):
+        raise SpecError(f"resolution must be an integer from {minimum} to {RESOLUTION_MAX}, got {resolution!r}")
 
 
 # The JSON types a block field of each annotation accepts (bool is refused where a number is meant).

@@ -37,6 +37,7 @@ from nas.arch import (
     SpecError,
     make_divisible,
 )
+from nas.stages import Row, StageBuilder
 
 _TYPES = ("ir", "ds", "dsa", "cn")
 _ACT_CODES = {"re": "relu", "r6": "relu6", "hs": "hswish", "sw": "swish"}
@@ -176,42 +177,27 @@ def _is_number(value: str, integer: bool) -> bool:
     )
 
 
-def _blocks(p: _Parsed, cin: int, style: BlockStringStyle, width: float = 1.0) -> list[Block]:
-    """The blocks one parsed string makes from `cin` input channels."""
+_KIND = {"ir": "ir", "ds": "ds", "dsa": "ds", "cn": "conv"}
+
+
+def _row(p: _Parsed, style: BlockStringStyle) -> Row:
+    """One parsed string as a stage row (channels as written; `decode` scales them)."""
     act = p.act or style.act
-    se = p.number("se")
-    blocks: list[Block] = []
-    for i in range(p.integer("r")):
-        s = p.integer("s") if i == 0 else 1
-        out = p.integer("c") if width == 1.0 else make_divisible(p.integer("c") * width)
-        block: Block
-        if p.type == "ir":
-            block = InvertedResidual(
-                out=out,
-                mid=make_divisible(cin * p.number("e")),
-                k=p.integer("k"),
-                s=s,
-                act=act,
-                skip="noskip" not in p.flags,
-                groups=p.integer("g", 1),
-                **style.se_fields(se, act),
-            )
-        elif p.type in ("ds", "dsa"):
-            dsa = p.type == "dsa"
-            block = DepthwiseSeparable(
-                out=out,
-                k=p.integer("k"),
-                s=s,
-                act=act,
-                pw_act=dsa or "pw" in p.flags,
-                skip=not dsa and "noskip" not in p.flags,
-                **style.se_fields(se, act),
-            )
-        else:
-            block = Conv(out=out, k=p.integer("k"), s=s, act=act)
-        blocks.append(block)
-        cin = out
-    return blocks
+    fields: dict[str, Any] = {}
+    if p.type == "ir":
+        fields = {"skip": "noskip" not in p.flags, "groups": p.integer("g", 1)}
+    elif p.type in ("ds", "dsa"):
+        dsa = p.type == "dsa"
+        fields = {"pw_act": dsa or "pw" in p.flags, "skip": not dsa and "noskip" not in p.flags}
+    if p.type != "cn":
+        fields |= style.se_fields(p.number("se"), act)
+    return Row(_KIND[p.type], p.integer("c"), p.integer("r"), p.integer("s"), p.integer("k"), p.number("e", 1.0),
+               act, fields)
+
+
+def _blocks(p: _Parsed, cin: int, style: BlockStringStyle, width: float = 1.0) -> list[Block]:
+    """The blocks one parsed string makes from `cin` input channels (`c` as written at width 1)."""
+    return StageBuilder(None if width == 1.0 else width).stage([_row(p, style)], cin)
 
 
 def decode(

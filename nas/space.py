@@ -71,17 +71,14 @@ from nas.arch import (
     GATES,
     Arch,
     Block,
-    Conv,
     Dense,
-    DepthwiseSeparable,
     Head,
-    InvertedResidual,
     Shape,
     SpecError,
     block_from_dict,
-    make_divisible,
 )
 from nas.errors import NasError
+from nas.stages import Row, StageBuilder
 
 # The repository's search_spaces/ (a source checkout or an editable install); a wheel shipping the YAML files
 # as package data would hold them in nas/search_spaces/ instead.
@@ -262,11 +259,13 @@ class SearchSpace:
     skeleton_name: str = ""
     source: str = ""
     _ops_cache: dict[int, dict[tuple[Shape, Block], dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _layer_cache: dict[tuple, Block | None] = field(default_factory=dict, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (to Ray workers) without the caches, which rebuild on demand."""
         state = dict(self.__dict__)
         state["_ops_cache"] = {}
+        state["_layer_cache"] = {}
         for cached in ("decisions", "_decision_index", "size"):
             state.pop(cached, None)
         return state
@@ -539,7 +538,7 @@ class SearchSpace:
         return {f"stage{st.index}.layer{j}.{d}": vals[d] for d in st.layer_dims() if len(st.choices(d)) > 1}
 
     def _out(self, st: Stage, vals: Mapping[str, Any]) -> int:
-        return make_divisible(st.out * vals["width"], self.divisor)
+        return StageBuilder(vals["width"], self.divisor).channels(st.out)
 
     @staticmethod
     def _layer_count(st: Stage, vals: Mapping[str, Any]) -> int:
@@ -560,39 +559,27 @@ class SearchSpace:
         return blocks
 
     def _layer(self, st: Stage, j: int, cin: int, vals: Mapping[str, Any]) -> Block | None:
-        """The block of layer `j` of a searchable stage on `cin` input channels; None for a vanishing skip."""
+        """The block of layer `j` of a searchable stage on `cin` input channels; None for a vanishing skip.
+        A residual that the shapes rule out is written as the default (True), as the zoo writes it, so that one
+        network has one spec."""
         if st.fixed:
             return st.blocks[j]
+        key = (st.index, j == 0, cin, *vals.items())
+        if key not in self._layer_cache:
+            self._layer_cache[key] = self._build_layer(st, j == 0, cin, vals)
+        return self._layer_cache[key]
+
+    def _build_layer(self, st: Stage, first: bool, cin: int, vals: Mapping[str, Any]) -> Block | None:
         op = self.ops_presets.get(vals["op"]) or _Op(vals["op"])
         v = dict(vals) | dict(op.fixed)
-        out = self._out(st, v)
-        s = st.stride if j == 0 else 1
-        can_add = s == 1 and cin == out
-        act = v["act"]
-        if op.kind == "skip":
-            return None if can_add else Conv(out=out, k=1, s=s, act=act, **self.extras.get("conv", {}))
-        if op.kind == "conv":
-            return Conv(out=out, k=v["kernel"], s=s, act=act, **self.extras.get("conv", {}))
-        # A residual that the shapes rule out is written as the default (True), as the zoo writes it, so that
-        # one network has one spec.
-        skip = v["residual"] if can_add else True
-        se = float(v["se"])
-        if op.kind == "ds":
-            return DepthwiseSeparable(
-                out=out, k=v["kernel"], s=s, act=act, se=se, skip=skip, **self.extras.get("ds", {})
-            )
-        mid = make_divisible(cin * v["expansion"], self.divisor)
-        return InvertedResidual(
-            out=out,
-            mid=mid,
-            k=v["kernel"],
-            s=s,
-            act=act,
-            se=se,
-            skip=skip,
-            groups=v["groups"],
-            **self.extras.get("mbconv", {}),
-        )
+        fields = dict(self.extras.get("conv" if op.kind == "skip" else op.kind, {}))
+        if op.kind in ("ds", "mbconv"):
+            fields |= {"se": float(v["se"]), "skip": v["residual"]}
+        if op.kind == "mbconv":
+            fields["groups"] = v["groups"]
+        kind = "ir" if op.kind == "mbconv" else op.kind
+        row = Row(kind, st.out, stride=st.stride, k=v["kernel"], e=v["expansion"], act=v["act"], fields=fields)
+        return StageBuilder(v["width"], self.divisor, canonical=True).block(row, cin, first=first)
 
     def _count_distinct(self) -> dict[int, int]:
         """Distinct architectures per final channel count. Per stage, the layer choices form a

@@ -1,15 +1,19 @@
 """MobileNetV1/V2/V3, MnasNet, ProxylessNAS, FBNet and EfficientNet-B0 as specs.
 
-Each family is a function of (width, resolution, num_classes) that resolves every channel count with
-`make_divisible`, exactly as the reference implementation named in its docstring does. Layer tables are
-written out here (not decoded from block strings) so that `nas.block_strings` can be checked against them.
+Each family is a function of (width, resolution, num_classes): a layer table of `nas.stages.Row`s resolved by
+`nas.stages.StageBuilder` at the family's width, as the reference implementation named in its docstring
+scales it (each docstring names the rounding rule; stem and head conv follow the family's own rule). Layer
+tables are written out here (not decoded from block strings) so that `nas.block_strings` can be checked
+against them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from nas.arch import Arch, Block, Conv, Dense, DepthwiseSeparable, Head, InvertedResidual, make_divisible
+from nas.arch import Arch, Block, Conv, Dense, Head, make_divisible
+from nas.stages import Row, StageBuilder
 from nas.zoo import Family, register
 
 
@@ -17,30 +21,17 @@ def _arch(resolution: int, num_classes: int, stem: Block, stages: list[list[Bloc
     return Arch(resolution=resolution, num_classes=num_classes, stem=[stem], stages=stages, head=head)
 
 
-def _ir_stages(
-    cin: int, width: float, table: list[tuple], act: str, se_from: str, se_gate: str, se_act: str
-) -> list[list[Block]]:
-    """Stages of inverted residuals from rows (expansion, kernel, out, repeats, stride, se, act or None),
-    by timm's rule: mid = make_divisible(in · e) from the rounded input channels,
-    out = make_divisible(c · width), only the first block of a row strides.
-    An empty `se_act` means the block's activation."""
-    stages = []
-    for e, k, c, n, s, se, row_act in table:
-        out = make_divisible(c * width)
-        stage: list[Block] = []
-        se_fields = (
-            {"se": se, "se_from": se_from, "se_gate": se_gate, "se_act": se_act or row_act or act}
-            if se
-            else {}
-        )
-        for i in range(n):
-            mid = make_divisible(cin * e)
-            stage.append(
-                InvertedResidual(out=out, mid=mid, k=k, s=s if i == 0 else 1, act=row_act or act, **se_fields)
-            )
-            cin = out
-        stages.append(stage)
-    return stages
+def _se(ratio: float, source: str, gate: str, act: str) -> dict[str, Any]:
+    """SE fields of a block with SE; none (the block type's defaults) without."""
+    return {"se": ratio, "se_from": source, "se_gate": gate, "se_act": act} if ratio else {}
+
+
+def _ir(row: tuple, act: str, se_from: str, se_gate: str, se_act: str | None = None) -> Row:
+    """An inverted-residual row from (expansion, kernel, out, repeats, stride, se ratio, act or None: `act`);
+    `se_act` None means the block's activation."""
+    e, k, c, n, s, se, row_act = row
+    a = row_act or act
+    return Row("ir", c, n, s, k, e, a, _se(se, se_from, se_gate, se_act or a))
 
 
 # ---------------------------------------------------------------------------------------------- MobileNetV1
@@ -49,19 +40,14 @@ def _ir_stages(
 def mobilenet_v1(width: float, resolution: int, num_classes: int) -> Arch:
     """MobileNetV1 (Howard et al. 2017), as timm's `_gen_mobilenet_v1`: depthwise-separable blocks with an
     activation after both convs and no residual, ReLU6, no last 1×1 conv (the classifier reads the 1024·α
-    channels of the last block). The paper's `int(c·α)` equals timm's rounding at the published widths."""
+    channels of the last block). Width: timm's round_chs_fn, make_divisible(c·α, 8) on the stem and every
+    block; the paper's `int(c·α)` gives the same channels at the published widths."""
     table = [(64, 1, 1), (128, 2, 2), (256, 2, 2), (512, 6, 2), (1024, 2, 2)]  # (out, repeats, stride)
-    stages = [
-        [
-            DepthwiseSeparable(
-                out=make_divisible(c * width), k=3, s=s if i == 0 else 1, act="relu6", pw_act=True, skip=False
-            )
-            for i in range(n)
-        ]
-        for c, n, s in table
-    ]
-    stem = Conv(out=make_divisible(32 * width), k=3, s=2, act="relu6")
-    return _arch(resolution, num_classes, stem, stages, Head())
+    ds = {"pw_act": True, "skip": False}
+    rows = [[Row("ds", c, n, s, k=3, act="relu6", fields=ds)] for c, n, s in table]
+    b = StageBuilder(width)
+    stem = Conv(out=b.channels(32), k=3, s=2, act="relu6")
+    return _arch(resolution, num_classes, stem, b.stages(rows, stem.out), Head())
 
 
 register(
@@ -81,34 +67,18 @@ register(
 
 
 def mobilenet_v2(width: float, resolution: int, num_classes: int) -> Arch:
-    """MobileNetV2 (Sandler et al. 2018), as torchvision's `mobilenet_v2`: every width rounded to a multiple
-    of 8, the last conv kept at 1280 for widths below 1, expansion taken from the rounded input channels."""
-    settings = [
-        (1, 16, 1, 1),
-        (6, 24, 2, 2),
-        (6, 32, 3, 2),
-        (6, 64, 4, 2),
-        (6, 96, 3, 1),
-        (6, 160, 3, 2),
-        (6, 320, 1, 1),
-    ]
-    cin = make_divisible(32 * width)
-    stages = []
-    for t, c, n, s in settings:
-        out = make_divisible(c * width)
-        stage = []
-        for i in range(n):
-            stage.append(InvertedResidual(out=out, mid=cin * t, k=3, s=s if i == 0 else 1, act="relu6"))
-            cin = out
-        stages.append(stage)
+    """MobileNetV2 (Sandler et al. 2018), as torchvision's `mobilenet_v2`. Width: torchvision's
+    `_make_divisible(c·α, 8)` on the stem and every block, the last conv kept at 1280 below α = 1
+    (make_divisible(1280·max(1, α))). Expansion from the rounded input channels: torchvision's
+    round(in·t) equals make_divisible(in·t) here, every in being a multiple of 8 and t an integer."""
+    settings = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2)]
+    settings.append((6, 320, 1, 1))
+    rows = [[Row("ir", c, n, s, k=3, e=t, act="relu6")] for t, c, n, s in settings]
+    b = StageBuilder(width)
+    stem = Conv(out=b.channels(32), k=3, s=2, act="relu6")
     last = make_divisible(1280 * max(1.0, width))
-    return Arch(
-        resolution=resolution,
-        num_classes=num_classes,
-        stem=[Conv(out=make_divisible(32 * width), k=3, s=2, act="relu6")],
-        stages=stages,
-        head=Head(blocks=(Conv(out=last, k=1, act="relu6"),), dropout=0.2),
-    )
+    head = Head(blocks=(Conv(out=last, k=1, act="relu6"),), dropout=0.2)
+    return _arch(resolution, num_classes, stem, b.stages(rows, stem.out), head)
 
 
 register(
@@ -144,27 +114,15 @@ _MNV3_SMALL = [
 
 
 def _mobilenet_v3(width: float, resolution: int, num_classes: int, small: bool) -> Arch:
-    stem = make_divisible(16 * width) if width >= 0.75 else 16  # timm: fix_stem below 0.75
-    first = DepthwiseSeparable(
-        out=make_divisible(16 * width),
-        k=3,
-        s=2 if small else 1,
-        act="relu",
-        se=0.25 if small else 0.0,
-        **({"se_from": "mid", "se_gate": "hsigmoid"} if small else {}),
-    )
-    cin = first.out
-    stages: list[list[Block]] = [[first]]
-    for rows in _MNV3_SMALL if small else _MNV3_LARGE:
-        stage = []
-        for row in rows:
-            built = _ir_stages(cin, width, [row], "hswish", "mid", "hsigmoid", "relu")[0]
-            stage += built
-            cin = built[-1].out
-        stages.append(stage)
-    stages.append([Conv(out=make_divisible((576 if small else 960) * width), k=1, act="hswish")])
+    se = _se(0.25, "mid", "hsigmoid", "relu") if small else {}
+    first = Row("ds", 16, stride=2 if small else 1, k=3, act="relu", fields=se)
+    middle = [[_ir(row, "hswish", "mid", "hsigmoid", "relu") for row in rows] for rows in (_MNV3_SMALL if small
+              else _MNV3_LARGE)]
+    last = Row("conv", 576 if small else 960, k=1, act="hswish")
+    b = StageBuilder(width)
+    stem = Conv(out=b.channels(16) if width >= 0.75 else 16, k=3, s=2, act="hswish")  # timm: fix_stem below 0.75
     head = Head(hidden=(Dense(out=1024 if small else 1280, act="hswish"),), dropout=0.2)
-    return _arch(resolution, num_classes, Conv(out=stem, k=3, s=2, act="hswish"), stages, head)
+    return _arch(resolution, num_classes, stem, b.stages([[first], *middle, [last]], stem.out), head)
 
 
 def mobilenet_v3_large(width: float, resolution: int, num_classes: int) -> Arch:
@@ -209,22 +167,22 @@ register(
 # ---------------------------------------------------------------------------------------------- MnasNet
 
 
-def _mnasnet(
-    width: float, resolution: int, num_classes: int, stem: int, first: DepthwiseSeparable, table: list[tuple]
-) -> Arch:
+def _mnasnet(width: float, resolution: int, num_classes: int, stem: int, first: Row, table: list[tuple]) -> Arch:
     """timm's MnasNet layout: stem, a depthwise-separable block, inverted residuals, 1×1 conv to 1280, ReLU;
-    SE on round(in/4) channels (`se_from="in"`), sigmoid gate."""
-    stem_conv = Conv(out=make_divisible(stem * width), k=3, s=2, act="relu")
-    first = first.replace(out=make_divisible(first.out * width))  # type: ignore[assignment]
-    stages: list[list[Block]] = [[first]]
-    stages += _ir_stages(first.out, width, table, "relu", "in", "sigmoid", "")
+    SE on round(in/4) channels (`se_from="in"`), sigmoid gate. Width, as the TF reference's round_filters, timm's
+    round_chs_fn and torchvision's `_round_to_multiple_of(c·α, 8, round_up_bias=0.9)` (all three
+    make_divisible(c·α, 8)): the stem and every block scale, the 1280-wide last conv does not."""
+    b = StageBuilder(width)
+    stem_conv = Conv(out=b.channels(stem), k=3, s=2, act="relu")
+    rows = [[first], *([_ir(row, "relu", "in", "sigmoid")] for row in table)]
     head = Head(blocks=(Conv(out=1280, k=1, act="relu"),), dropout=0.2)
-    return _arch(resolution, num_classes, stem_conv, stages, head)
+    return _arch(resolution, num_classes, stem_conv, b.stages(rows, stem_conv.out), head)
 
 
 def mnasnet_a1(width: float, resolution: int, num_classes: int) -> Arch:
     """MnasNet-A1 (Tan et al. 2019), as timm's `semnasnet_100` (= the TF TPU reference, pytorchcv
-    mnasnet_a1): SE width round(0.25 · block input channels), not make_divisible (csv notes)."""
+    mnasnet_a1): SE width round(0.25 · block input channels), not make_divisible (csv notes). Width: see
+    `_mnasnet` (timm's semnasnet_050/075/140; the TF reference publishes the 0.35–1.4 grid)."""
     table = [
         (6, 3, 24, 2, 2, 0.0, None),
         (3, 5, 40, 3, 2, 0.25, None),
@@ -233,12 +191,13 @@ def mnasnet_a1(width: float, resolution: int, num_classes: int) -> Arch:
         (6, 5, 160, 3, 2, 0.25, None),
         (6, 3, 320, 1, 1, 0.0, None),
     ]
-    return _mnasnet(width, resolution, num_classes, 32, DepthwiseSeparable(out=16, k=3, skip=False), table)
+    first = Row("ds", 16, k=3, fields={"skip": False})
+    return _mnasnet(width, resolution, num_classes, 32, first, table)
 
 
 def mnasnet_b1(width: float, resolution: int, num_classes: int) -> Arch:
     """MnasNet-B1 (Tan et al. 2019, the no-SE search space), as timm's `mnasnet_100` (= torchvision
-    `mnasnet1_0`, pytorchcv mnasnet_b1)."""
+    `mnasnet1_0`, pytorchcv mnasnet_b1). Width: see `_mnasnet` (torchvision's mnasnet0_5/0_75/1_3)."""
     table = [
         (3, 3, 24, 3, 2, 0.0, None),
         (3, 5, 40, 3, 2, 0.0, None),
@@ -247,14 +206,15 @@ def mnasnet_b1(width: float, resolution: int, num_classes: int) -> Arch:
         (6, 5, 192, 4, 2, 0.0, None),
         (6, 3, 320, 1, 1, 0.0, None),
     ]
-    arch = _mnasnet(width, resolution, num_classes, 32, DepthwiseSeparable(out=16, k=3, skip=False), table)
+    first = Row("ds", 16, k=3, fields={"skip": False})
+    arch = _mnasnet(width, resolution, num_classes, 32, first, table)
     last = arch.stages[-1][-1].replace(skip=False)  # timm's `noskip` (no effect on a 192 → 320 block)
     return arch.replace(stages=[*arch.stages[:-1], [last]])
 
 
 def mnasnet_small(width: float, resolution: int, num_classes: int) -> Arch:
     """MnasNet-small (Tan et al. 2019, the 'search2' model), as timm's `mnasnet_small` (= TF's mnasnet-small;
-    MobileNetV3's 'Mnas-small' row quotes the search1 figures, csv notes)."""
+    MobileNetV3's 'Mnas-small' row quotes the search1 figures, csv notes). Width: see `_mnasnet`."""
     table = [
         (3, 3, 16, 1, 2, 0.0, None),
         (6, 3, 16, 2, 2, 0.0, None),
@@ -263,13 +223,14 @@ def mnasnet_small(width: float, resolution: int, num_classes: int) -> Arch:
         (6, 5, 88, 3, 2, 0.25, None),
         (6, 3, 144, 1, 1, 0.0, None),
     ]
-    return _mnasnet(width, resolution, num_classes, 8, DepthwiseSeparable(out=8, k=3), table)
+    return _mnasnet(width, resolution, num_classes, 8, Row("ds", 8, k=3), table)
 
 
 register(
     Family(
         "mnasnet_a1",
         mnasnet_a1,
+        any_width=True,
         reference=lambda w: ("MnasNet-A1", "1.0") if w == 1.0 else None,
         summary="MnasNet-A1 (Tan et al. 2019); timm semnasnet_100",
     )
@@ -278,6 +239,7 @@ register(
     Family(
         "mnasnet_b1",
         mnasnet_b1,
+        any_width=True,
         reference=lambda w: ("MnasNet-B1", "1.0") if w == 1.0 else None,
         summary="MnasNet-B1 (Tan et al. 2019); torchvision mnasnet1_0",
     )
@@ -286,6 +248,7 @@ register(
     Family(
         "mnasnet_small",
         mnasnet_small,
+        any_width=True,
         reference=lambda w: ("MnasNet-small", "1.0") if w == 1.0 else None,
         summary="MnasNet-small (Tan et al. 2019); timm mnasnet_small",
     )
@@ -294,43 +257,41 @@ register(
 
 # ---------------------------------------------------------------------------------------------- ProxylessNAS
 
+# mit-han-lab's proxyless_mobile.config, stages of (out, kernel, expansion); a kernel of None is a zero op (an
+# identity unit where the shape is kept). The first block of every stage but the first has stride 2.
+_PROXYLESS = [
+    [(16, 3, 1)],
+    [(32, 5, 3), (32, 3, 3), (32, None, 0), (32, None, 0)],
+    [(40, 7, 3), (40, 3, 3), (40, 5, 3), (40, 5, 3)],
+    [(80, 7, 6), (80, 5, 3), (80, 5, 3), (80, 5, 3), (96, 5, 6), (96, 5, 3), (96, 5, 3), (96, 5, 3)],
+    [(192, 7, 6), (192, 7, 6), (192, 7, 3), (192, 7, 3), (320, 7, 6)],
+]
+
 
 def proxylessnas_mobile(width: float, resolution: int, num_classes: int) -> Arch:
     """ProxylessNAS-mobile (Cai et al. 2019), as pytorchcv's `proxylessnas_mobile` (the layers of
-    mit-han-lab's proxyless_mobile.config, its zero ops left out; mid = round(in · e)). ReLU6 throughout as
-    the official code; pytorchcv puts ReLU on the stem and last conv (same parameters)."""
-    # Stages of (out, kernel, expansion); None is a zero op (an identity unit). Stage 0 keeps stride 1.
-    table = [
-        [(16, 3, 1)],
-        [(32, 5, 3), (32, 3, 3), None, None],
-        [(40, 7, 3), (40, 3, 3), (40, 5, 3), (40, 5, 3)],
-        [(80, 7, 6), (80, 5, 3), (80, 5, 3), (80, 5, 3), (96, 5, 6), (96, 5, 3), (96, 5, 3), (96, 5, 3)],
-        [(192, 7, 6), (192, 7, 6), (192, 7, 3), (192, 7, 3), (320, 7, 6)],
+    mit-han-lab's proxyless_mobile.config). ReLU6 throughout as the official code; pytorchcv puts ReLU on the
+    stem and last conv (same parameters). Width, as the official code's `width_mult`: make_divisible(c·α, 8) on
+    the stem and every block, the last conv 1280 unless α > 1 (make_divisible(1280·α, 8)); its mid
+    round(in·e) equals make_divisible(in·e) here (every in a multiple of 8, e an integer)."""
+    rows = [
+        [
+            Row("skip", c) if k is None else Row("ir", c, stride=2 if i and not j else 1, k=k, e=e, act="relu6")
+            for j, (c, k, e) in enumerate(stage)
+        ]
+        for i, stage in enumerate(_PROXYLESS)
     ]
-    cin = make_divisible(32 * width)
-    stages: list[list[Block]] = []
-    for i, rows in enumerate(table):
-        stage: list[Block] = []
-        for j, row in enumerate(rows):
-            if row is None:
-                continue
-            c, k, e = row
-            out = make_divisible(c * width)
-            stage.append(
-                InvertedResidual(out=out, mid=round(cin * e), k=k, s=2 if j == 0 and i else 1, act="relu6")
-            )
-            cin = out
-        stages.append(stage)
+    b = StageBuilder(width)
+    stem = Conv(out=b.channels(32), k=3, s=2, act="relu6")
     head = Head(blocks=(Conv(out=make_divisible(1280 * max(1.0, width)), k=1, act="relu6"),))
-    return _arch(
-        resolution, num_classes, Conv(out=make_divisible(32 * width), k=3, s=2, act="relu6"), stages, head
-    )
+    return _arch(resolution, num_classes, stem, b.stages(rows, stem.out), head)
 
 
 register(
     Family(
         "proxylessnas_mobile",
         proxylessnas_mobile,
+        any_width=True,
         reference=lambda w: ("ProxylessNAS-mobile", "1.0") if w == 1.0 else None,
         summary="ProxylessNAS-mobile (Cai et al. 2019); pytorchcv proxylessnas_mobile",
     )
@@ -405,24 +366,23 @@ _FBNET: dict[str, tuple[list[list[tuple]], int]] = {
 def _fbnet(variant: str, width: float, resolution: int, num_classes: int) -> Arch:
     """FBNet (Wu et al. 2019) as facebookresearch/mobile-vision's fbnet_v2 `fbnet_<variant>`: every conv has a
     bias, the `_g2` ops group the 1×1 convs in two and shuffle channels, mid = make_divisible(in · e).
-    timm's `fbnetc_100` (no conv biases, its own reading of the paper) differs: we follow mobile-vision."""
+    timm's `fbnetc_100` (no conv biases, its own reading of the paper) differs: we follow mobile-vision.
+    Width, as mobile-vision's FBNetBuilder(width_ratio, width_divisor=8): every conv of the model definition,
+    the stem and the last 1×1 conv included, gets make_divisible(int(c·α), 8) (the product truncated first).
+    mobile-vision publishes 1.0 only (its FBNet-96-0.35-1 writes its channels out)."""
     table, last = _FBNET[variant]
-    cin = make_divisible(16 * width)
-    stages: list[list[Block]] = []
-    for rows in table:
-        stage: list[Block] = []
-        for k, c, s, e, groups in rows:
-            out = make_divisible(c * width)
-            if k is not None:
-                stage.append(
-                    InvertedResidual(out=out, mid=make_divisible(cin * e), k=k, s=s, groups=groups, bias=True)
-                )
-            cin = out
-        stages.append(stage)
-    head = Head(blocks=(Conv(out=make_divisible(last * max(1.0, width)), k=1, bias=True),))
-    return _arch(
-        resolution, num_classes, Conv(out=make_divisible(16 * width), k=3, s=2, bias=True), stages, head
-    )
+    rows = [
+        [
+            Row("skip", c, stride=s) if k is None else Row("ir", c, stride=s, k=k, e=e, fields={"groups": g,
+                                                                                                "bias": True})
+            for k, c, s, e, g in stage
+        ]
+        for stage in table
+    ]
+    b = StageBuilder(width, truncate=True)
+    stem = Conv(out=b.channels(16), k=3, s=2, bias=True)
+    head = Head(blocks=(Conv(out=b.channels(last), k=1, bias=True),))
+    return _arch(resolution, num_classes, stem, b.stages(rows, stem.out), head)
 
 
 def fbnet_a(width: float, resolution: int, num_classes: int) -> Arch:
@@ -437,7 +397,7 @@ def fbnet_b(width: float, resolution: int, num_classes: int) -> Arch:
 
 def fbnet_c(width: float, resolution: int, num_classes: int) -> Arch:
     """FBNet-C (Wu et al. 2019), as mobile-vision's `fbnet_c` (see `_fbnet`); timm's fbnetc_100 has no conv
-    biases (5,572,200 params, csv)."""
+    biases (its parameter count is in the csv)."""
     return _fbnet("c", width, resolution, num_classes)
 
 
@@ -446,6 +406,7 @@ for _variant, _make in (("A", fbnet_a), ("B", fbnet_b), ("C", fbnet_c)):
         Family(
             f"fbnet_{_variant.lower()}",
             _make,
+            any_width=True,
             reference=lambda w, v=_variant: ("FBNet", v) if w == 1.0 else None,
             summary=f"FBNet-{_variant} (Wu et al. 2019); mobile-vision fbnet_v2",
         )
@@ -457,9 +418,9 @@ for _variant, _make in (("A", fbnet_a), ("B", fbnet_b), ("C", fbnet_c)):
 
 def efficientnet_b0(width: float, resolution: int, num_classes: int) -> Arch:
     """EfficientNet-B0 (Tan & Le 2019), as torchvision's `efficientnet_b0` (= timm): swish, SE on
-    0.25 · block input channels with a sigmoid gate, the first block depthwise-separable (no expansion)."""
-    se = {"se": 0.25, "se_from": "in", "se_gate": "sigmoid", "se_act": "swish"}
-    first = DepthwiseSeparable(out=make_divisible(16 * width), k=3, act="swish", **se)  # type: ignore[arg-type]
+    0.25 · block input channels with a sigmoid gate, the first block depthwise-separable (no expansion).
+    Width (the channel multiplier of compound scaling, depth kept), as the TF reference's round_filters and
+    timm's round_chs_fn: make_divisible(c·α, 8) on the stem, every block and the 1280-wide last conv."""
     table = [
         (6, 3, 24, 2, 2, 0.25, None),
         (6, 5, 40, 2, 2, 0.25, None),
@@ -468,20 +429,19 @@ def efficientnet_b0(width: float, resolution: int, num_classes: int) -> Arch:
         (6, 5, 192, 4, 2, 0.25, None),
         (6, 3, 320, 1, 1, 0.25, None),
     ]
-    stages: list[list[Block]] = [
-        [first],
-        *_ir_stages(first.out, width, table, "swish", "in", "sigmoid", "swish"),
-    ]
-    head = Head(blocks=(Conv(out=make_divisible(1280 * width), k=1, act="swish"),), dropout=0.2)
-    return _arch(
-        resolution, num_classes, Conv(out=make_divisible(32 * width), k=3, s=2, act="swish"), stages, head
-    )
+    first = Row("ds", 16, k=3, act="swish", fields=_se(0.25, "in", "sigmoid", "swish"))
+    rows = [[first], *([_ir(row, "swish", "in", "sigmoid", "swish")] for row in table)]
+    b = StageBuilder(width)
+    stem = Conv(out=b.channels(32), k=3, s=2, act="swish")
+    head = Head(blocks=(Conv(out=b.channels(1280), k=1, act="swish"),), dropout=0.2)
+    return _arch(resolution, num_classes, stem, b.stages(rows, stem.out), head)
 
 
 register(
     Family(
         "efficientnet_b0",
         efficientnet_b0,
+        any_width=True,
         reference=lambda w: ("EfficientNet-B0", "-") if w == 1.0 else None,
         summary="EfficientNet-B0 (Tan & Le 2019); torchvision efficientnet_b0",
     )
