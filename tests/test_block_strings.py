@@ -86,8 +86,8 @@ def test_zoo_round_trip_is_exact(name: str, width: float):
     [
         (TIMM_MNV3_LARGE, "mobilenet_v3_large", (1.0, 0.75), MOBILENET_V3),
         (TIMM_MNV3_SMALL, "mobilenet_v3_small", (1.0, 0.75), MOBILENET_V3),
-        (TIMM_MNASNET_A1, "mnasnet_a1", (1.0,), MNASNET),
-        (TIMM_EFFICIENTNET_B0, "efficientnet_b0", (1.0,), EFFICIENTNET),
+        (TIMM_MNASNET_A1, "mnasnet_a1", (1.0, 0.5, 0.75, 1.4), MNASNET),  # timm's semnasnet_050/075/140
+        (TIMM_EFFICIENTNET_B0, "efficientnet_b0", (1.0, 0.5, 1.4), EFFICIENTNET),
     ],
 )
 def test_timm_strings_decode_to_the_zoo(strings, name, widths, style):

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from nas import zoo
+from nas.arch import InvertedResidual, make_divisible
 from nas.model import build, count_macs, count_params
 
 # Copied from ../shared/reference/model_zoo.csv (columns model, variant, input_res, params_exact,
@@ -91,3 +92,76 @@ def test_other_widths_and_resolutions_make_valid_specs():
         )
         assert small.macs < big.macs
         assert small.params <= big.params
+
+
+# ---------------------------------------------------------------------------------------------- any width
+
+ANY_WIDTH = ["mnasnet_a1", "mnasnet_b1", "mnasnet_small", "proxylessnas_mobile", "fbnet_a", "fbnet_b", "fbnet_c",
+             "efficientnet_b0"]
+WIDTHS = (0.35, 0.5, 0.75, 1.3, 1.4)
+
+
+def test_every_mbconv_family_takes_a_width():
+    for name in ANY_WIDTH:
+        assert zoo.FAMILIES[name].scalable
+        assert zoo.get(name).name == name  # the published width keeps the plain name
+        arch = zoo.get(name, width=0.75)
+        assert arch.name == f"{name}_075" and arch.params < zoo.get(name).params
+
+
+@pytest.mark.parametrize(("width", "params"), [(0.5, 2_218_512), (0.75, 3_170_208)])
+def test_mnasnet_b1_widths_match_torchvision(width: float, params: int):
+    """torchvision's mnasnet0_5 / mnasnet0_75 (num_params of MNASNet0_5_Weights / MNASNet0_75_Weights in the
+    torchvision docs): its `_round_to_multiple_of(c·α, 8, 0.9)` on stem and blocks, the 1280 conv unscaled."""
+    assert zoo.get("mnasnet_b1", width=width).params == params
+
+
+# The TF reference's published MnasNet-A1 grid at 224 (tensorflow/tpu models/official/mnasnet README, also
+# github.com/mingxingtan/mnasnet): depth multiplier → (parameters in millions to 0.1, multiply-adds in millions).
+MNASNET_A1_TF = {1.4: (6.1, 591.5), 1.0: (3.9, 315.2), 0.75: (2.9, 226.7), 0.5: (2.1, 105.2), 0.35: (1.7, 63.2)}
+
+
+@pytest.mark.parametrize("width", sorted(MNASNET_A1_TF))
+def test_mnasnet_a1_widths_match_the_tf_grid(width: float):
+    params_m, macs_m = MNASNET_A1_TF[width]
+    arch = zoo.get("mnasnet_a1", width=width)
+    assert round(arch.params / 1e6, 1) == params_m
+    assert arch.macs / 1e6 == pytest.approx(macs_m, rel=0.03)  # the README counts 1.2% more at 1.0 (csv)
+
+
+def _convs(arch) -> tuple[int, int]:
+    """(stem output, last 1×1 conv output) of an arch whose head is one conv."""
+    return arch.stem[0].out, arch.head.blocks[0].out
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_stem_and_head_follow_each_reference(width: float):
+    md = make_divisible
+    assert _convs(zoo.get("mnasnet_a1", width=width)) == (md(32 * width), 1280)
+    assert _convs(zoo.get("mnasnet_b1", width=width)) == (md(32 * width), 1280)
+    assert _convs(zoo.get("mnasnet_small", width=width)) == (md(8 * width), 1280)
+    assert _convs(zoo.get("efficientnet_b0", width=width)) == (md(32 * width), md(1280 * width))
+    assert _convs(zoo.get("proxylessnas_mobile", width=width)) == (md(32 * width), md(1280 * max(1.0, width)))
+    for name, last in (("fbnet_a", 1504), ("fbnet_b", 1984), ("fbnet_c", 1984)):
+        assert _convs(zoo.get(name, width=width)) == (md(int(16 * width)), md(int(last * width)))
+
+
+def _ir_sites(arch) -> list:
+    return [site for site in arch.sites() if isinstance(site.block, InvertedResidual)]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_block_channels_follow_each_reference(width: float):
+    """Every block's output is the reference's rounding of its width-1 channels. MobileNetV2 and ProxylessNAS
+    take mid = in·e unrounded in their references: the builder's make_divisible(in·e) must equal it."""
+    for name in ["mobilenet_v2", *ANY_WIDTH]:
+        one = [b for stage in zoo.get(name).stages for b in stage]
+        scaled = [b for stage in zoo.get(name, width=width).stages for b in stage]
+        assert len(one) == len(scaled)
+        fbnet = name.startswith("fbnet")
+        for a, b in zip(one, scaled, strict=True):
+            assert b.out == make_divisible(int(a.out * width) if fbnet else a.out * width), (name, a, b)
+    for name in ("mobilenet_v2", "proxylessnas_mobile"):
+        pairs = zip(_ir_sites(zoo.get(name)), _ir_sites(zoo.get(name, width=width)), strict=True)
+        for a, b in pairs:
+            assert b.block.mid == b.x.c * (a.block.mid // a.x.c), (name, b)
