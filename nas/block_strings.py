@@ -30,6 +30,7 @@ from typing import Any
 from nas.arch import (
     ACTIVATIONS,
     GATES,
+    Arch,
     Block,
     Conv,
     DepthwiseSeparable,
@@ -90,6 +91,8 @@ MNASNET = BlockStringStyle()  # EfficientNet class defaults: ReLU, SE from block
 MOBILENET_V1 = MOBILENET_V2 = BlockStringStyle(act="relu6")
 MOBILENET_V3 = BlockStringStyle(act="hswish", se_from="mid", se_gate="hsigmoid", se_act="relu")
 EFFICIENTNET = BlockStringStyle(act="swish")
+# The styles `timm_strings` tries, by the name it reports.
+STYLES = {"MNASNET": MNASNET, "MOBILENET_V2": MOBILENET_V2, "MOBILENET_V3": MOBILENET_V3, "EFFICIENTNET": EFFICIENTNET}
 
 
 @dataclass(frozen=True)
@@ -359,3 +362,25 @@ def encode(
             cin = block.out
         result.append(strings)
     return result
+
+
+def timm_strings(arch: Arch) -> tuple[str, list[list[str]]]:
+    """(style name, block strings of the stages): of the timm families' conventions (`STYLES`) that express
+    every stage, the one giving the shortest strings. SpecError when none does."""
+    sites = arch.sites()
+    stem_out = sites[len(arch.stem) - 1].y.c if arch.stem else arch.in_channels
+    found: list[tuple[int, str, list[list[str]]]] = []
+    errors: list[str] = []
+    for name, style in STYLES.items():
+        try:
+            strings = encode(arch.stages, stem_out, style)
+        except SpecError as err:
+            errors.append(str(err))
+            continue
+        found.append((sum(len(s) for stage in strings for s in stage), name, strings))
+    if not found:
+        raise SpecError(f"no timm block-string form: {errors[0]}")
+    _, name, strings = min(found)
+    if decode(strings, stem_out, STYLES[name]) != [list(stage) for stage in arch.stages]:
+        raise SpecError(f"timm block strings of {arch.name or arch.hash} do not decode back to its stages")
+    return name, strings

@@ -12,6 +12,7 @@ rename), so a failure leaves nothing half-written.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.arch import Arch, BlockSite, SpecError
+from nas.block_strings import STYLES, timm_strings
 from nas.errors import NasError
 from nas.io import atomic_write, import_file, read_state_dict, writable_dir, write_json, write_text
 
@@ -155,35 +157,7 @@ def _write_json(arch: Arch, model: Any, tmp: Path, stem: str, has_weights: bool)
     return paths
 
 
-def timm_strings(arch: Arch) -> tuple[str, list[list[str]]]:
-    """(style name, block strings of the stages): of the timm families' conventions (`BlockStringStyle`)
-    that express every stage, the one giving the shortest strings. SpecError when none does."""
-    from nas import block_strings as bs
-
-    sites = arch.sites()
-    stem_out = sites[len(arch.stem) - 1].y.c if arch.stem else arch.in_channels
-    found: list[tuple[int, str, list[list[str]]]] = []
-    errors: list[str] = []
-    for name in ("MNASNET", "MOBILENET_V2", "MOBILENET_V3", "EFFICIENTNET"):
-        try:
-            strings = bs.encode(arch.stages, stem_out, getattr(bs, name))
-        except SpecError as err:
-            errors.append(str(err))
-            continue
-        found.append((sum(len(s) for stage in strings for s in stage), name, strings))
-    if not found:
-        raise SpecError(f"no timm block-string form: {errors[0]}")
-    _, name, strings = min(found)
-    if bs.decode(strings, stem_out, getattr(bs, name)) != [list(stage) for stage in arch.stages]:
-        raise SpecError(f"timm block strings of {arch.name or arch.hash} do not decode back to its stages")
-    return name, strings
-
-
 def _write_timm(arch: Arch, model: Any, tmp: Path, stem: str, has_weights: bool) -> list[Path]:
-    import dataclasses
-
-    from nas import block_strings as bs
-
     style, strings = timm_strings(arch)
     spec = arch.to_dict()
     doc = {
@@ -194,7 +168,7 @@ def _write_timm(arch: Arch, model: Any, tmp: Path, stem: str, has_weights: bool)
         "in_channels": arch.in_channels,
         "num_classes": arch.num_classes,
         "stem": spec["stem"],
-        "style": {"name": style.lower(), **dataclasses.asdict(getattr(bs, style))},
+        "style": {"name": style.lower(), **dataclasses.asdict(STYLES[style])},
         "arch_def": strings,
         "head": spec["head"],
     }

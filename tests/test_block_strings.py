@@ -15,6 +15,7 @@ from nas.block_strings import (
     BlockStringStyle,
     decode,
     encode,
+    timm_strings,
 )
 
 STYLES = {
@@ -72,7 +73,7 @@ def _stages(arch) -> list[list]:
     return [list(stage) for stage in arch.stages]
 
 
-@pytest.mark.parametrize(("name", "width"), [(n, w) for n in STYLES for w in zoo.FAMILIES[n].widths])
+@pytest.mark.parametrize(("name", "width"), [(n, w) for n in STYLES for w in sorted({*zoo.FAMILIES[n].widths, 0.5})])
 def test_zoo_round_trip_is_exact(name: str, width: float):
     arch = zoo.get(name, width=width)
     cin = arch.stem[-1].out
@@ -199,3 +200,13 @@ def test_style_is_validated():
         BlockStringStyle(act="gelu")
     with pytest.raises(SpecError, match="se_from"):
         BlockStringStyle(se_from="out")
+
+
+def test_timm_strings_pick_the_style_that_expresses_the_arch():
+    style, strings = timm_strings(zoo.get("mobilenet_v3_large"))
+    assert style == "MOBILENET_V3" and strings[1] == TIMM_MNV3_LARGE[1]
+    style, strings = timm_strings(zoo.get("efficientnet_b0", width=0.5))
+    assert style == "EFFICIENTNET"
+    assert decode(strings, 16, EFFICIENTNET) == _stages(zoo.get("efficientnet_b0", width=0.5))
+    with pytest.raises(SpecError, match="no timm block-string form"):
+        timm_strings(zoo.get("ghostnet"))

@@ -761,7 +761,7 @@ def describe_arch(arch: Arch) -> str:
     cost = arch.costs()
     summary = f"{len(arch.blocks)} blocks, {cost.macs / 1e6:.0f}M MACs, {cost.params / 1e6:.2f}M params"
     try:
-        from nas.export import timm_strings
+        from nas.block_strings import timm_strings
 
         style, strings = timm_strings(arch)
     except (ImportError, NasError):
