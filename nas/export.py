@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from nas.arch import Arch, BlockSite, SpecError
 from nas.block_strings import STYLES, timm_strings
 from nas.errors import NasError
 from nas.io import atomic_write, import_file, read_state_dict, writable_dir, write_json, write_text
+from nas.sources import resolve, resolve_front
 
 FORMATS = ("json", "timm", "pytorch", "torchscript", "onnx")
 CHOICES = (*FORMATS, "all")
@@ -66,6 +68,62 @@ def plan(arch: Arch, fmt: str) -> tuple[list[str], list[tuple[str, str]]]:
                 continue
         formats.append(name)
     return formats, skipped
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What one export wrote: `to_dict()` is the document `nas export --json` prints."""
+
+    arch: Arch
+    out: Path
+    formats: list[str]
+    skipped: list[tuple[str, str]]  # (format, why `all` left it out)
+    weights: Path | None
+    files: list[Path]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.arch.name,
+            "hash": self.arch.hash,
+            "formats": self.formats,
+            "skipped": [{"format": f, "reason": reason} for f, reason in self.skipped],
+            "weights": str(self.weights) if self.weights else None,
+            "files": [str(p) for p in self.files],
+        }
+
+
+def export_source(
+    source: str,
+    fmt: str,
+    out: str | Path,
+    *,
+    weights: str | Path | None = None,
+    width: float | None = None,
+    resolution: int | None = None,
+    trial: int | None = None,
+    pareto: bool = False,
+) -> list[ExportReport]:
+    """`nas export`: SOURCE (a zoo name, an architecture file, a search run or a NetAdapt result, see
+    `nas.sources`) written in format `fmt` into `out`; with `pareto`, every point of a search run's Pareto
+    front into a folder of its own under `out`. Every check (format, width, resolution, names, weights,
+    output directory) is made here, before anything is written."""
+    if fmt not in CHOICES:
+        raise NasError(f"unknown export format {fmt!r} (known: {', '.join(CHOICES)})")
+    if pareto:
+        if trial is not None or weights:
+            raise NasError("--pareto exports the whole front: give neither --trial nor --weights")
+        if width is not None:
+            raise NasError("--width applies to zoo names; an architecture holds resolved channel counts")
+        archs = resolve_front(source, resolution=resolution)
+        return [_export_report(arch, fmt, Path(out) / arch.name, None) for arch in archs]
+    arch, source_weights = resolve(source, width=width, resolution=resolution, trial=trial)
+    return [_export_report(arch, fmt, Path(out), Path(weights) if weights else source_weights)]
+
+
+def _export_report(arch: Arch, fmt: str, out: Path, weights: Path | None) -> ExportReport:
+    formats, skipped = plan(arch, fmt)
+    files = export(arch, fmt, out, weights=weights)
+    return ExportReport(arch, out, formats, skipped, weights, files)
 
 
 def export(arch: Arch, fmt: str, out_dir: str | Path, weights: Any = None) -> list[Path]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nas.arch import Arch, SpecError
+from nas.arch import Arch, SpecError, check_resolution
 from nas.errors import NasError
 from nas.io import read_json
 
@@ -42,6 +42,8 @@ def resolve(
 
     `width` and `num_classes` size zoo models only; `resolution` applies to any source (a spec holds no weights
     that depend on it); `trial` picks one trial of a search run rather than its best."""
+    if resolution is not None:
+        check_resolution(resolution)
     path = Path(source)
     weights: Path | None = None
     is_run = False
@@ -74,3 +76,15 @@ def resolve(
     if resolution is not None and resolution != arch.resolution:
         arch = arch.replace(resolution=resolution)
     return arch, weights
+
+
+def resolve_front(source: str, resolution: int | None = None) -> list[Arch]:
+    """The architectures of a search run's Pareto front, at `resolution` when given."""
+    from nas.search.runs import is_run_dir, pareto_archs
+
+    if not is_run_dir(Path(source)):
+        raise NasError(f"--pareto applies to search run directories, not {source!r}")
+    if resolution is not None:
+        check_resolution(resolution)
+    archs = pareto_archs(source)
+    return [arch.replace(resolution=resolution) for arch in archs] if resolution else archs

@@ -76,6 +76,7 @@ from nas.arch import (
     Shape,
     SpecError,
     block_from_dict,
+    check_resolution,
 )
 from nas.errors import NasError
 from nas.stages import Row, StageBuilder
@@ -303,6 +304,7 @@ class SearchSpace:
 
     def arch(self, choices: Mapping[str, Any], resolution: int = 224, num_classes: int = 1000) -> Arch:
         """The architecture of one choice per decision (all of `decisions`, nothing else)."""
+        self._check_resolution(resolution)
         index = self._decision_index
         unknown = [k for k in choices if k not in index]
         if unknown:
@@ -381,6 +383,7 @@ class SearchSpace:
 
     def op_witnesses(self, resolution: int = 224) -> dict[tuple[Shape, Block], dict[str, Any]]:
         """`ops()` with, for each op, the (complete) choices of one architecture that holds it."""
+        self._check_resolution(resolution)
         if resolution not in self._ops_cache:
             self._ops_cache[resolution] = self._enumerate_ops(resolution)
         return dict(self._ops_cache[resolution])
@@ -432,6 +435,7 @@ class SearchSpace:
     def cost_range(self, resolution: int = 224, num_classes: int = 1000) -> dict[str, tuple[Arch, Arch]]:
         """The architectures of least and most MACs, and of least and most parameters (exact, by dynamic
         programming over the stages): {"macs": (min_arch, max_arch), "params": (min_arch, max_arch)}."""
+        self._check_resolution(resolution)
         out = {}
         for metric in ("macs", "params"):
 
@@ -452,6 +456,7 @@ class SearchSpace:
         """The least (or most) total of `block_cost(input shape, block)` over every block of an architecture
         (stem, stages, head blocks), and the choices that reach it. Exact for any per-block cost (MACs, a
         latency table's per-op entries), by dynamic programming over the reachable shapes; milliseconds."""
+        self._check_resolution(resolution)
         sign = -1 if maximize else 1
         best: tuple[float, dict[str, Any]] | None = None
         x0 = Shape(self.in_channels, resolution, resolution)
@@ -502,6 +507,12 @@ class SearchSpace:
         return states
 
     # -- internals
+
+    def _check_resolution(self, resolution: Any) -> None:
+        try:
+            check_resolution(resolution)
+        except SpecError as err:
+            raise NasError(f"space {self.name}: {err}") from None
 
     def _stem_channels(self) -> int:
         x = Shape(self.in_channels, 224, 224)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 
 import pytest
 
 from nas import zoo
 from nas.arch import Arch
 from nas.cli import main
+from nas.errors import NasError
 
 
 def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
@@ -42,6 +44,7 @@ def test_list_table(capsys: pytest.CaptureFixture) -> None:
         assert variant.name in out
     assert "3.505M" in out  # MobileNetV2 1.0 parameters, in millions
     assert "MobileNetV2 1.0" in out
+    assert "EfficientNet-B0 " in out and "EfficientNet-B0 -" not in out  # no variant to show: no stray "-"
 
 
 def test_show_json(capsys: pytest.CaptureFixture) -> None:
@@ -92,10 +95,28 @@ def test_show_unknown_name_suggests(capsys: pytest.CaptureFixture) -> None:
     assert_one_line_error(*result, "unknown zoo model 'resnet50'")
 
 
-def test_show_bad_options(capsys: pytest.CaptureFixture) -> None:
-    result = run_cli(capsys, "zoo", "show", "mobilenet_v2", "--width", "-1")
-    assert_one_line_error(*result, "width must be positive")
-    fixed = next(f for f in zoo.FAMILIES.values() if not f.scalable)
-    result = run_cli(capsys, "zoo", "show", fixed.name, "--width", "0.5", "--json")
-    assert_one_line_error(*result, f"{fixed.name} has no width multiplier")
-    assert_one_line_error(*run_cli(capsys, "zoo", "show", "mobilenet_v2", "--resolution", "8"), "resolution")
+FIXED = next(f.name for f in zoo.FAMILIES.values() if not f.scalable)
+# (argv after `zoo show NAME`, the same as zoo.get keywords, what the one-line error says)
+BAD_OPTIONS = [
+    ("mobilenet_v2", ["--width", "-1"], {"width": -1.0}, "width must be positive"),
+    ("mobilenet_v2", ["--width", "1000"], {"width": 1000.0}, "at most 4"),
+    ("mnasnet_a1", ["--width", "nan"], {"width": float("nan")}, "width must be positive"),
+    (FIXED, ["--width", "0.5"], {"width": 0.5}, f"{FIXED} has no width multiplier"),
+    ("mobilenet_v2", ["--resolution", "8"], {"resolution": 8}, "resolution must be an integer from 32"),
+    ("mnasnet_a1", ["--resolution", "100000"], {"resolution": 100000}, "to 4096, got 100000"),
+    ("mobilenet_v2", ["--num-classes", "0"], {"num_classes": 0}, "num_classes"),
+]
+
+
+@pytest.mark.parametrize(("name", "argv", "kwargs", "message"), BAD_OPTIONS)
+def test_show_bad_options(capsys: pytest.CaptureFixture, name: str, argv: list, kwargs: dict, message: str):
+    """The CLI only parses: the API refuses the same values with the same message."""
+    assert_one_line_error(*run_cli(capsys, "zoo", "show", name, *argv, "--json"), message)
+    with pytest.raises(NasError, match=re.escape(message)):
+        zoo.get(name, **kwargs)
+
+
+def test_every_mbconv_family_shows_at_any_width(capsys: pytest.CaptureFixture) -> None:
+    code, out, err = run_cli(capsys, "zoo", "show", "mnasnet_a1", "--width", "0.75", "--json")
+    assert code == 0 and err == ""
+    assert json.loads(out)["name"] == "mnasnet_a1_075"

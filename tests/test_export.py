@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -441,3 +442,56 @@ def test_pytorch_source_fits_every_zoo_family(family: str, tmp_path: Path) -> No
     want = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
     assert {k: tuple(v.shape) for k, v in generated.items()} == want
     exporter.check_pytorch_module(py, reference, arch)  # raises NasError if the outputs differ
+
+
+# ---------------------------------------------------------------------------------------------- checks in the API
+
+
+def long_named_spec(tmp_path: Path) -> Path:
+    data = json.loads(conv_classifier().to_json())
+    data["name"] = "n" * 300
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+# (SOURCE or a maker of it, export_source keywords, the same as CLI arguments, what the one-line error says)
+BAD_EXPORTS = [
+    ("mobilenet_v2", {"width": 1000.0}, ["--width", "1000"], "width must be positive and at most 4"),
+    ("mobilenet_v2", {"resolution": 100000}, ["--resolution", "100000"], "to 4096, got 100000"),
+    ("mobilenet_v2", {"resolution": 8}, ["--resolution", "8"], "from 32 to 4096"),
+    (long_named_spec, {"resolution": 100000}, ["--resolution", "100000"], "to 4096, got 100000"),
+    (long_named_spec, {}, [], "is not a valid name (at most 100 characters"),
+    ("mobilenet_v2", {"trial": 2}, ["--trial", "2"], "--trial applies to search run directories"),
+    ("mobilenet_v2", {"pareto": True}, ["--pareto"], "--pareto applies to search run directories"),
+    ("mobilenet_v2", {"pareto": True, "trial": 1}, ["--pareto", "--trial", "1"], "give neither --trial"),
+]
+
+
+@pytest.mark.parametrize(("source", "kwargs", "argv", "message"), BAD_EXPORTS)
+def test_export_source_refuses_what_the_cli_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture, source, kwargs: dict, argv: list, message: str
+) -> None:
+    """`nas export` only parses and prints: export_source makes every check, before anything is written."""
+    source = str(source(tmp_path)) if callable(source) else source
+    out = tmp_path / "o"
+    with pytest.raises(NasError, match=re.escape(message)):
+        exporter.export_source(source, "json", out, **kwargs)
+    assert not out.exists()
+    result = run_cli(capsys, "export", source, "--format", "json", "--out", str(out), *argv)
+    assert_one_line_error(*result, message)
+    assert not out.exists()
+
+
+def test_export_source_reports_what_it_wrote(tmp_path: Path) -> None:
+    (report,) = exporter.export_source("mnasnet_a1", "json", tmp_path, width=0.5, resolution=160)
+    assert report.arch == zoo.get("mnasnet_a1", width=0.5, resolution=160)
+    assert report.files == [tmp_path / "mnasnet_a1_050.json"] and report.out == tmp_path
+    assert report.to_dict() == {
+        "name": "mnasnet_a1_050",
+        "hash": report.arch.hash,
+        "formats": ["json"],
+        "skipped": [],
+        "weights": None,
+        "files": [str(tmp_path / "mnasnet_a1_050.json")],
+    }

@@ -449,3 +449,19 @@ def test_cli_bad_name_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["space", "show", "fbnett"]) == 2
     assert "did you mean fbnet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("resolution", [0, 100000])
+def test_resolution_out_of_range_is_refused_by_the_api_and_the_cli(
+    resolution: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from nas.cli import main
+
+    space = load_space("fbnet")
+    message = f"space fbnet: resolution must be an integer from 1 to 4096, got {resolution}"
+    for call in (space.cost_range, space.ops, lambda r: space.arch(space.skeleton_choices() or {}, r)):
+        with pytest.raises(NasError, match=message):
+            call(resolution)
+    assert main(["space", "show", "fbnet", "--resolution", str(resolution)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == f"nas: error: {message}\n"

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
-from typing import Any
 
 from nas import export as exporter
-from nas.arch import Arch
 from nas.cli import print_json
-from nas.errors import NasError
-from nas.sources import resolve
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -37,46 +32,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.pareto:
-        reports = _export_pareto(args)
-    else:
-        arch, source_weights = resolve(args.source, width=args.width, resolution=args.resolution, trial=args.trial)
-        reports = [_export_one(args, arch, args.weights or source_weights, Path(args.out))]
+    reports = exporter.export_source(
+        args.source,
+        args.format,
+        args.out,
+        weights=args.weights,
+        width=args.width,
+        resolution=args.resolution,
+        trial=args.trial,
+        pareto=args.pareto,
+    )
     if args.json:
-        print_json(reports if args.pareto else reports[0])
-    return 0
-
-
-def _export_pareto(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Every point of a search run's Pareto front, each into a folder of its own under --out."""
-    from nas.search.runs import is_run_dir, pareto_archs
-
-    if not is_run_dir(Path(args.source)):
-        raise NasError(f"--pareto applies to search run directories, not {args.source!r}")
-    if args.trial is not None or args.weights:
-        raise NasError("--pareto exports the whole front: give neither --trial nor --weights")
-    archs = pareto_archs(args.source)
-    if args.resolution:
-        archs = [arch.replace(resolution=args.resolution) for arch in archs]
-    return [_export_one(args, arch, None, Path(args.out) / arch.name) for arch in archs]
-
-
-def _export_one(args: argparse.Namespace, arch: Arch, weights: str | Path | None, out: Path) -> dict[str, Any]:
-    formats, skipped = exporter.plan(arch, args.format)
-    written = exporter.export(arch, args.format, out, weights=weights)
-    if not args.json:
-        for fmt, reason in skipped:
+        docs = [report.to_dict() for report in reports]
+        print_json(docs if args.pareto else docs[0])
+        return 0
+    for report in reports:
+        for fmt, reason in report.skipped:
             print(f"nas: skipped {fmt}: {reason}", file=sys.stderr)
-        if not weights and set(formats) & {"pytorch", "torchscript", "onnx"}:
+        if not report.weights and set(report.formats) & {"pytorch", "torchscript", "onnx"}:
             print("nas: no --weights: the exported networks are freshly initialised", file=sys.stderr)
-        print(f"exported {arch.name or arch.hash} ({', '.join(formats)}) to {out}:")
-        for path in written:
+        print(f"exported {report.arch.name or report.arch.hash} ({', '.join(report.formats)}) to {report.out}:")
+        for path in report.files:
             print(f"  {path}")
-    return {
-        "name": arch.name,
-        "hash": arch.hash,
-        "formats": formats,
-        "skipped": [{"format": f, "reason": reason} for f, reason in skipped],
-        "weights": str(weights) if weights else None,
-        "files": [str(p) for p in written],
-    }
+    return 0

@@ -82,6 +82,13 @@ def _m(n: int) -> str:
     return f"{n / 1e6:.3f}M"
 
 
+def _reference(ref: dict[str, str] | None) -> str:
+    """`MobileNetV2 1.0`; a model published in one form has no variant to show (the csv writes "-")."""
+    if ref is None:
+        return "—"
+    return ref["model"] if ref["variant"] == "-" else f"{ref['model']} {ref['variant']}"
+
+
 def run_list(args: argparse.Namespace) -> int:
     rows = list_rows()
     if args.json:
@@ -96,7 +103,7 @@ def run_list(args: argparse.Namespace) -> int:
         ref = row["reference"]
         table.add_row(
             row["name"], _m(row["params"]), _m(row["macs"]), str(row["resolution"]),
-            f"{ref['model']} {ref['variant']}" if ref else "—",
+            _reference(ref),
         )
     _console().print(table)
     return 0
