@@ -455,7 +455,7 @@ class SearchSpace:
     ) -> tuple[float, dict[str, Any]]:
         """The least (or most) total of `block_cost(input shape, block)` over every block of an architecture
         (stem, stages, head blocks), and the choices that reach it. Exact for any per-block cost (MACs, a
-        latency table's per-op entries), by dynamic programming over the reachable shapes; milliseconds."""
+        latency table's per-op entries), by dynamic programming over the reachable shapes."""
         self._check_resolution(resolution)
         sign = -1 if maximize else 1
         best: tuple[float, dict[str, Any]] | None = None

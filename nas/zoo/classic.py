@@ -128,7 +128,7 @@ _SHUFFLE_V2_CHANNELS: dict[float, tuple[int, int, int, int]] = {
 def shufflenet_v2(width: float, resolution: int, num_classes: int) -> Arch:
     """ShuffleNetV2 (Ma et al. 2018) as torchvision's `shufflenet_v2_x*`: 24-channel stem + max pool,
     stages of 4/8/4 units, a 1×1 conv to 1024 (2048 at 2.0×), linear classifier with bias.
-    MACs count convs and the classifier only; the paper's FLOPs run about 1–1.5% higher."""
+    MACs count convs and the classifier only, which the paper's FLOPs exceed a little (docs/zoo.md)."""
     channels = _SHUFFLE_V2_CHANNELS.get(width)
     if channels is None:
         base = _SHUFFLE_V2_CHANNELS[1.0]
@@ -184,7 +184,7 @@ def ghostnet(width: float, resolution: int, num_classes: int) -> Arch:
     """GhostNet (Han et al. 2020) as timm's `ghostnet_050/100/130` (a port of huawei-noah's code): every
     channel count make_divisible(c·w, 4), SE width make_divisible(mid/4, 4) with a hard-sigmoid gate, a 1×1
     conv to 960·w before the pool and a 1280-wide dense layer (bias, ReLU; not scaled by the width) after it.
-    Implementations disagree slightly: we follow timm; pytorchcv's `ghostnet` has 5,180,840 params."""
+    Implementations disagree slightly: we follow timm, not pytorchcv's `ghostnet` (docs/zoo.md)."""
     c = lambda v: make_divisible(v * width, 4)  # noqa: E731
     stages = [
         [Ghost(out=c(out), mid=c(mid), k=k, s=s, se=se) for k, mid, out, se, s in stage]
