@@ -194,8 +194,9 @@ def _row(p: _Parsed, style: BlockStringStyle) -> Row:
         fields = {"pw_act": dsa or "pw" in p.flags, "skip": not dsa and "noskip" not in p.flags}
     if p.type != "cn":
         fields |= style.se_fields(p.number("se"), act)
-    return Row(_KIND[p.type], p.integer("c"), p.integer("r"), p.integer("s"), p.integer("k"), p.number("e", 1.0),
-               act, fields)
+    return Row(
+        _KIND[p.type], p.integer("c"), p.integer("r"), p.integer("s"), p.integer("k"), p.number("e", 1.0), act, fields
+    )
 
 
 def _blocks(p: _Parsed, cin: int, style: BlockStringStyle, width: float = 1.0) -> list[Block]:

@@ -6,7 +6,9 @@ import argparse
 import sys
 
 from nas import export as exporter
+from nas.arch import RESOLUTION_MAX
 from nas.cli import print_json
+from nas.zoo import WIDTH_MAX
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -23,8 +25,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, metavar="FORMAT", help=f"one of {', '.join(exporter.CHOICES)}")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (created if needed)")
     p.add_argument("--weights", metavar="FILE", help="a state_dict file (torch.save of model.state_dict())")
-    p.add_argument("--width", type=float, help="width multiplier (zoo names of scalable families)")
-    p.add_argument("--resolution", type=int, help="input resolution (default: the source's own)")
+    p.add_argument(
+        "--width", type=float, help=f"width multiplier in (0, {WIDTH_MAX:g}] (zoo names of scalable families)"
+    )
+    p.add_argument(
+        "--resolution", type=int, help=f"input resolution up to {RESOLUTION_MAX} (default: the source's own)"
+    )
     p.add_argument("--trial", type=int, metavar="N", help="a search run's trial N (SOURCE a run directory)")
     p.add_argument("--pareto", action="store_true", help="a search run's Pareto front (SOURCE a run dir)")
     p.add_argument("--json", action="store_true", help="print one JSON document")

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from nas import zoo
-from nas.arch import Arch
+from nas.arch import RESOLUTION_MAX, Arch
 from nas.cli import print_json
 
 
@@ -20,8 +20,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     show = sub.add_parser("show", help="one model block by block: shapes, parameters, MACs")
     show.add_argument("name", metavar="NAME", help="a family (mobilenet_v2) or variant (mobilenet_v2_075)")
-    show.add_argument("--width", type=float, help="width multiplier (scalable families only)")
-    show.add_argument("--resolution", type=int, help="input resolution (default: the model's own)")
+    show.add_argument(
+        "--width", type=float, help=f"width multiplier in (0, {zoo.WIDTH_MAX:g}], by the family's reference rule "
+        "(MBConv families, and those published at several widths)"
+    )
+    show.add_argument(
+        "--resolution", type=int,
+        help=f"input resolution, {zoo.RESOLUTION_MIN} to {RESOLUTION_MAX} (default: the model's own)",
+    )
     show.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
     show.add_argument("--json", action="store_true", help="print one JSON document")
     show.set_defaults(func=run_show)
