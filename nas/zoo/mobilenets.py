@@ -116,8 +116,8 @@ _MNV3_SMALL = [
 def _mobilenet_v3(width: float, resolution: int, num_classes: int, small: bool) -> Arch:
     se = _se(0.25, "mid", "hsigmoid", "relu") if small else {}
     first = Row("ds", 16, stride=2 if small else 1, k=3, act="relu", fields=se)
-    middle = [[_ir(row, "hswish", "mid", "hsigmoid", "relu") for row in rows] for rows in (_MNV3_SMALL if small
-              else _MNV3_LARGE)]
+    table = _MNV3_SMALL if small else _MNV3_LARGE
+    middle = [[_ir(row, "hswish", "mid", "hsigmoid", "relu") for row in rows] for rows in table]
     last = Row("conv", 576 if small else 960, k=1, act="hswish")
     b = StageBuilder(width)
     stem = Conv(out=b.channels(16) if width >= 0.75 else 16, k=3, s=2, act="hswish")  # timm: fix_stem below 0.75
@@ -129,14 +129,16 @@ def mobilenet_v3_large(width: float, resolution: int, num_classes: int) -> Arch:
     """MobileNetV3-Large (Howard et al. 2019), as timm's `mobilenetv3_large_100/_075`: mid =
     make_divisible(in·e) from the paper's ratios, SE on make_divisible(mid/4), the 1280 hidden layer kept at
     every width. torchvision differs at 0.75 (it scales the absolute expansions and the head 1280→960; csv
-    notes): we follow timm."""
+    notes): we follow timm. Width: timm's round_chs_fn, make_divisible(c·α, 8) on every block and the 1×1
+    conv to 960; the stem stays 16 below α = 0.75 (timm's fix_stem)."""
     return _mobilenet_v3(width, resolution, num_classes, small=False)
 
 
 def mobilenet_v3_small(width: float, resolution: int, num_classes: int) -> Arch:
     """MobileNetV3-Small (Howard et al. 2019), as timm's `mobilenetv3_small_100/_075`; like the
     implementations (csv notes) and unlike the paper's Table 2, no SE on the last 1×1 conv. At 0.75 we follow
-    timm (1024-wide hidden layer; torchvision scales it to 768)."""
+    timm (1024-wide hidden layer; torchvision scales it to 768). Width: as `mobilenet_v3_large` (the 1×1
+    conv to 576 scales)."""
     return _mobilenet_v3(width, resolution, num_classes, small=True)
 
 
@@ -363,6 +365,10 @@ _FBNET: dict[str, tuple[list[list[tuple]], int]] = {
 }
 
 
+def _fbnet_ir(groups: int) -> dict[str, Any]:
+    return {"groups": groups, "bias": True}
+
+
 def _fbnet(variant: str, width: float, resolution: int, num_classes: int) -> Arch:
     """FBNet (Wu et al. 2019) as facebookresearch/mobile-vision's fbnet_v2 `fbnet_<variant>`: every conv has a
     bias, the `_g2` ops group the 1×1 convs in two and shuffle channels, mid = make_divisible(in · e).
@@ -373,8 +379,7 @@ def _fbnet(variant: str, width: float, resolution: int, num_classes: int) -> Arc
     table, last = _FBNET[variant]
     rows = [
         [
-            Row("skip", c, stride=s) if k is None else Row("ir", c, stride=s, k=k, e=e, fields={"groups": g,
-                                                                                                "bias": True})
+            Row("skip", c, stride=s) if k is None else Row("ir", c, stride=s, k=k, e=e, fields=_fbnet_ir(g))
             for k, c, s, e, g in stage
         ]
         for stage in table
