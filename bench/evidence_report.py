@@ -138,7 +138,7 @@ def margin_se(a: dict[str, Any], b: dict[str, Any]) -> float:
 def search_details(r: dict[str, Any]) -> str:
     """Per network: size at the deploy resolution, and top-1 of each seed; then the searched architectures."""
     from nas.arch import Arch
-    from nas.export import timm_strings
+    from nas.block_strings import timm_strings
 
     rows, found = [], []
     for key, cell in r["cells"].items():
