@@ -222,8 +222,15 @@ def test_a_prune_answer_after_the_last_epoch_keeps_the_trial(tmp_path):
     space = load_space("mobilenetv3")
     arch = space.arch({d.name: d.choices[0] for d in space.decisions})
     candidate = Candidate(0, {}, arch, 80.0)
-    ctx = Context(config(tmp_path), space, load_table("pixel"), make_reward("80ms"), load_data("synthetic"),
-                  FakeEvaluator(epochs=3), tmp_path)
+    ctx = Context(
+        config(tmp_path),
+        space,
+        load_table("pixel"),
+        make_reward("80ms"),
+        load_data("synthetic"),
+        FakeEvaluator(epochs=3),
+        tmp_path,
+    )
 
     def always_prune(epoch, accuracy):
         return True

@@ -80,7 +80,7 @@ class Repair:
     dropped_bytes: int
 
     def describe(self) -> str:
-        salvaged = f", {self.salvaged} recovered from damaged lines" if self.salvaged else ""
+        salvaged = f", {self.salvaged} recovered from behind a torn one" if self.salvaged else ""
         return (
             f"{self.path.name} was damaged (a kill or power cut mid-write): kept {self.kept} complete log lines"
             f"{salvaged}, dropped {self.dropped} torn ({self.dropped_bytes} bytes); "
@@ -125,6 +125,7 @@ def repair(path: Path) -> Repair | None:
         if rest is not None:
             kept.append(rest)
             salvaged += 1
+            dropped += 1  # the torn fragment in front of it
             dropped_bytes += len(line) - len(rest)
         else:
             dropped += 1
