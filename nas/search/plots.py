@@ -77,6 +77,7 @@ def _place_labels(fig: Any, ax: Any, baselines: list[tuple[str, float]]) -> floa
                 ha="right" if right else "left",
                 va="top",
                 gid=LABEL_GID,
+                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 0.3},
             )
             box = text.get_window_extent(renderer)
             inside = box.x0 >= frame.x0 and box.x1 <= frame.x1
