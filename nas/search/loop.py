@@ -146,10 +146,28 @@ def search(config: SearchConfig, evaluator: Evaluator | None = None, progress: P
     """Run (or resume) a search and write its run directory. `evaluator` replaces the configured one
     (tests, custom proxies): `evaluator(arch, report=None) -> object with .accuracy`. Ctrl-C raises
     `SearchInterrupted` once the run directory is consistent."""
-    from nas.space import load_space
-
     wall = time.perf_counter()
     c, run_dir, fresh = _prepare(config)
+    lock = runs.RunLock(run_dir)
+    if not fresh:
+        lock.acquire()  # before anything is loaded: a second process on a live run is refused at once
+    try:
+        return _search(c, run_dir, fresh, lock, evaluator, progress, wall)
+    finally:
+        lock.release()
+
+
+def _search(
+    c: SearchConfig,
+    run_dir: Path,
+    fresh: bool,
+    lock: runs.RunLock,
+    evaluator: Evaluator | None,
+    progress: Progress | None,
+    wall: float,
+) -> SearchResult:
+    from nas.space import load_space
+
     reward = make_reward(c.target_latency, c.reward, c.w)
     space, table, data = load_space(c.space), _table(c.device), _data(c)
     if evaluator is None:
@@ -177,41 +195,38 @@ def search(config: SearchConfig, evaluator: Evaluator | None = None, progress: P
     ):
         notes.append(f"no architecture is predicted within ±{c.window:.0%} of the target: the window is off")
         c = dataclasses.replace(c, window=None)
-    writable_dir(run_dir.parent)
-    if fresh:
+    if fresh:  # every check has passed: only now is anything written
+        writable_dir(run_dir.parent)
         run_dir.mkdir(exist_ok=True)
-    with runs.RunLock(run_dir):
-        if fresh:
-            if (run_dir / "config.json").exists():  # another process made it while this one checked
-                raise NasError(f"run {run_dir} exists; pass --resume to continue it, or choose another --name")
-            write_json(run_dir / "config.json", c.to_dict())
-            (run_dir / "trials").mkdir(exist_ok=True)
-        else:
-            fixed = repair(run_dir / runs.STUDY_FILE)
-            if fixed is not None:
-                notes.append(fixed.describe())
-        ledger = runs.Ledger.load(run_dir)
-        for path in ledger.unreadable:
-            notes.append(f"{path} is not a readable trial record: left out (its trial is not counted)")
-        ctx = Context(c, space, table, reward, data, evaluator, run_dir)
+        lock.acquire()
+        if (run_dir / "config.json").exists():  # another process made it while this one checked
+            raise NasError(f"run {run_dir} exists; pass --resume to continue it, or choose another --name")
+        write_json(run_dir / "config.json", c.to_dict())
+        (run_dir / "trials").mkdir(exist_ok=True)
+    else:
+        fixed = repair(run_dir / runs.STUDY_FILE)
+        if fixed is not None:
+            notes.append(fixed.describe())
+    ledger = runs.Ledger.load(run_dir)
+    for path in ledger.unreadable:
+        notes.append(f"{path} is not a readable trial record: left out (its trial is not counted)")
+    ctx = Context(c, space, table, reward, data, evaluator, run_dir)
 
-        def report(record: runs.TrialRecord, evaluated: int) -> None:
-            if progress is not None:
-                progress(record, evaluated, c.trials, c.time_budget_s)
+    def report(record: runs.TrialRecord, evaluated: int) -> None:
+        if progress is not None:
+            progress(record, evaluated, c.trials, c.time_budget_s)
 
-        session = Session(ctx, open_study(run_dir, c, create=fresh), ledger, report)
-        if not fresh:
-            interrupted = reconcile(session)
-            if interrupted:
-                notes.append(
-                    f"trial {', '.join(map(str, interrupted))} was interrupted by a kill: recorded, not counted"
-                )
-        try:
-            stopped = _run(session)
-        except KeyboardInterrupt:
-            result = _finish(session, fastest, slowest, INTERRUPTED, notes, wall)
-            raise SearchInterrupted(result) from None
-        return _finish(session, fastest, slowest, stopped, notes, wall)
+    session = Session(ctx, open_study(run_dir, c, create=fresh), ledger, report)
+    if not fresh:
+        interrupted = reconcile(session)
+        if interrupted:
+            notes.append(f"trial {', '.join(map(str, interrupted))} was interrupted by a kill: recorded, not counted")
+    try:
+        stopped = _run(session)
+    except KeyboardInterrupt:
+        result = _finish(session, fastest, slowest, INTERRUPTED, notes, wall)
+        raise SearchInterrupted(result) from None
+    return _finish(session, fastest, slowest, stopped, notes, wall)
 
 
 def _run(session: Session) -> str:
