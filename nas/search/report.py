@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from nas.arch import Arch
 from nas.errors import NasError
 from nas.search import runs
+from nas.search.config import DEFAULT_OUT_DIR
 
 if TYPE_CHECKING:
     from nas.search.loop import SearchResult
@@ -65,10 +66,11 @@ def next_commands(result: SearchResult) -> list[tuple[str, str]]:
     )
     if result.stopped != "trials" or result.trials < TRUSTED_TRIALS:
         more = max(c.trials or 0, result.trials) + TRUSTED_TRIALS
+        where = "" if c.out_dir == DEFAULT_OUT_DIR else f" --out-dir {_q(c.out_dir)}"
         out.append(
             (
-                f"nas search --resume --name {_q(c.name)} --out-dir {_q(c.out_dir)} --trials {more} --time-budget none",
-                "evaluate more candidates in the same run",
+                f"nas search --resume --name {_q(c.name)}{where} --trials {more} --time-budget 30m",
+                "evaluate more candidates in the same run (nothing evaluated is evaluated again)",
             )
         )
     return out
@@ -100,9 +102,11 @@ def advice(result: SearchResult) -> list[str]:
         )
         under = runs.best_under(result.records, target)
         if under is not None:
+            name = runs.trial_name(c.name, under.number)
             lines.append(
                 f"note: the best trial at or under {target:g} ms is trial {under.number} ({under.latency_ms:.1f} ms, "
-                f"{result.metric} {under.accuracy:.4f}): nas export {_q(result.run_dir)} --trial {under.number} ..."
+                f"{result.metric} {under.accuracy:.4f}): nas export {_q(result.run_dir)} --trial {under.number} "
+                f"--format all --out {_q(f'export/{name}')}"
             )
         else:
             lines.append(
