@@ -3,6 +3,7 @@ not re-evaluate, the API's own checks of bad values, and the plot's labels."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -312,3 +313,23 @@ def test_the_output_explains_a_best_over_the_target(tmp_path):
     summary = (result.run_dir / "summary.md").read_text()
     assert "if LAT ≤ T else" not in summary and "soft: ACC·(LAT/80 ms)^-0.07 on both sides" in summary
     assert all(x in summary for x in lines) and "## Next" in summary
+
+
+# ---------------------------------------------------------------------------------------------- evaluator seam
+
+
+class Labelled(FakeEvaluator):
+    """An evaluator that says how many trials suit it and what its number means."""
+
+    default_trials = 3
+    metric_label = "fake score (test)"
+
+
+def test_the_evaluator_sets_the_default_trials_and_the_metric_label(tmp_path):
+    fake = Labelled()
+    result = search(config(tmp_path, trials=None), fake)
+    assert result.trials == 3 == len(fake.seen) and result.config.trials == 3
+    assert json.loads((result.run_dir / "config.json").read_text())["trials"] == 3
+    assert "fake score (test)" in (result.run_dir / "summary.md").read_text() and result.metric == "fake score (test)"
+    # Given --trials wins over the evaluator's default.
+    assert search(config(tmp_path, name="u", trials=4), Labelled()).trials == 4
