@@ -24,6 +24,7 @@ from nas.search.reward import Reward
 
 DEPLOY_CLASSES = 1000  # latency is predicted for the deployed (ImageNet-sized) classifier, as the zoo baselines
 MAX_SKIPPED_IN_A_ROW = 300  # candidates screened out or reused in a row before the search gives up
+SKIPPED_STOP = f"{MAX_SKIPPED_IN_A_ROW} candidates in a row were screened out or already evaluated"
 
 Evaluator = Callable[..., Any]  # evaluator(arch, report=None) -> object with .accuracy (nas.accuracy's EvalResult)
 

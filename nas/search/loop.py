@@ -16,7 +16,7 @@ from nas.search import runs
 from nas.search.config import DEFAULT_TRIALS, SearchConfig
 from nas.search.evaluation import (
     DEPLOY_CLASSES,
-    MAX_SKIPPED_IN_A_ROW,
+    SKIPPED_STOP,
     Context,
     Evaluator,
     Outcome,
@@ -35,7 +35,6 @@ from nas.search.study import open_study, reconcile
 
 # progress(record, evaluated so far, trials asked, time budget in seconds or None), after every trial
 Progress = Callable[[runs.TrialRecord, int, int, float | None], None]
-SKIPPED_STOP = f"{MAX_SKIPPED_IN_A_ROW} candidates in a row were screened out or already evaluated"
 INTERRUPTED = "interrupted (Ctrl-C)"
 
 

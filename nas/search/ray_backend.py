@@ -25,6 +25,7 @@ from ray.tune.search import Searcher
 
 from nas.errors import NasError
 from nas.search.evaluation import (
+    SKIPPED_STOP,
     Candidate,
     Context,
     Outcome,
@@ -136,8 +137,6 @@ def run_ray(session: Session) -> str:
         from ray.tune.schedulers import ASHAScheduler
     except ImportError as err:
         raise NasError(f"--backend ray needs Ray installed ({err})") from None
-    from nas.search.loop import SKIPPED_STOP
-
     c = session.ctx.config
     if session.ledger.evaluated >= c.trials:
         return "trials"
