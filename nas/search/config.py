@@ -180,7 +180,6 @@ class SearchConfig:
             c,
             time_budget_s=parse_duration(c.time_budget_s),
             window=parse_window(c.window),
-            out_dir=c.out_dir,
         )
 
     def resumed_from(self, stored: SearchConfig) -> SearchConfig:
