@@ -238,7 +238,8 @@ def print_result(result: SearchResult) -> None:
     est = "estimated" if result.table_kind == "estimated" else "predicted"
     screened = f" ({result.screened_out} more screened out on predicted latency)" if result.screened_out else ""
     print(
-        f"run {result.run_dir}: {result.trials} trials{screened} in {result.wall_s:.0f} s; stopped by {result.stopped}"
+        f"run {result.run_dir}: {result.trials} trial{'' if result.trials == 1 else 's'}{screened} in "
+        f"{result.wall_s:.0f} s; stopped by {result.stopped}"
     )
     for note in result.notes:
         print(f"note: {note}")

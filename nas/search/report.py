@@ -32,6 +32,10 @@ def describe_arch(arch: Arch) -> str:
     return f"{stages} ({style.lower()} style; {summary})"
 
 
+def _trials(n: int) -> str:
+    return f"{n} evaluated trial" + ("" if n == 1 else "s")
+
+
 def _q(text: str) -> str:
     return shlex.quote(str(text))
 
@@ -86,7 +90,8 @@ def advice(result: SearchResult) -> list[str]:
     )
     if result.trials < TRUSTED_TRIALS:
         lines.append(
-            f"warning: {result.trials} evaluated trials are too few to trust the ranking: the proxy accuracy is "
+            f"warning: {_trials(result.trials)} {'is' if result.trials == 1 else 'are'} too few to trust the ranking: "
+            "the proxy accuracy is "
             f"noisy and the sampler has barely started; evaluate {TRUSTED_TRIALS} or more (see the resume command)"
         )
     best = result.best
