@@ -29,14 +29,14 @@ from evidence_common import Stopwatch, mean_std, out_dir, provenance, pyplot, sa
 SAMPLERS = ("tpe", "nsga2", "pg", "random")
 
 
-def curve(records: list[dict[str, Any]]) -> dict[str, list[float]]:
+def curve(records: list[Any]) -> dict[str, list[float]]:
     """Best reward after each evaluated trial (trial order), and how many candidates had been drawn by then."""
     best, out_best, out_drawn = 0.0, [], []
-    for drawn, rec in enumerate(sorted(records, key=lambda r: r["number"]), start=1):
-        if rec["status"] == "rejected":
+    for drawn, rec in enumerate(sorted(records, key=lambda r: r.number), start=1):
+        if rec.status == "rejected":
             continue
-        if rec["status"] == "complete" and rec.get("reward") is not None:
-            best = max(best, float(rec["reward"]))
+        if rec.status == "complete" and rec.reward is not None:
+            best = max(best, float(rec.reward))
         out_best.append(round(best, 6))
         out_drawn.append(drawn)
     return {"best_reward": out_best, "candidates_drawn": out_drawn}
@@ -64,7 +64,7 @@ def run_one(args: argparse.Namespace, sampler: str, seed: int, out: Path) -> dic
     result = search(config)
     records = runs.load_records(run_dir)
     c = curve(records)
-    best = result.best or {}
+    best = result.best.to_dict() if result.best is not None else {}
     return {
         "sampler": sampler,
         "seed": seed,
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="npz:../shared/data/cifar10_subset.npz")
     p.add_argument("--device", default="pixel")
     p.add_argument("--target", default="80ms")
-    p.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=SAMPLERS)
+    p.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=(*SAMPLERS, "evolution"))
     p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per sampler (≥ 5 for issue 6)")
     p.add_argument("--trials", type=int, default=200, help="evaluated trials per run")
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code path, figures mean nothing")

@@ -189,7 +189,7 @@ def run_search(args: argparse.Namespace, device: str, device_spec: str, target: 
     result = search(config)
     if result.best is None:
         return {"name": name, "best": None, "wall_s": round(result.wall_s, 1), "stopped": result.stopped}
-    best = result.best
+    best = result.best.to_dict()
     return {
         "name": name,
         "run_dir": str(run_dir),

@@ -137,19 +137,19 @@ def test_pg_refuses_two_objectives():
         make_sampler("annealing")
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "pg"])
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "pg", "evolution"])
 def test_each_sampler_runs_on_the_real_space_and_pixel_table(tmp_path, sampler):
     fake = FakeEvaluator()
     result = search(config(tmp_path, sampler=sampler, trials=5), evaluator=fake)
     records = run_files.load_records(result.run_dir)
-    assert [r["number"] for r in records] == list(range(len(records)))
-    evaluated = [r for r in records if r["status"] != "rejected"]
-    rejected = [r for r in records if r["status"] == "rejected"]
+    assert [r.number for r in records] == list(range(len(records)))
+    evaluated = [r for r in records if r.status != "rejected"]
+    rejected = [r for r in records if r.status == "rejected"]
     assert len(evaluated) == result.trials == 5 == len(fake.seen)
     # soft reward, default window: only candidates predicted within 80 ms ± 10% are evaluated
-    assert all(abs(r["latency_ms"] / 80 - 1) <= 0.1 for r in evaluated)
-    assert all(abs(r["latency_ms"] / 80 - 1) > 0.1 and r["reward"] == 0.0 for r in rejected)
-    assert result.best["reward"] == max(r["reward"] for r in records if r["status"] == "complete")
+    assert all(abs(r.latency_ms / 80 - 1) <= 0.1 for r in evaluated)
+    assert all(abs(r.latency_ms / 80 - 1) > 0.1 and r.reward == 0.0 for r in rejected)
+    assert result.best.reward == max(r.reward for r in records if r.status == "complete")
     stored = json.loads((result.run_dir / "config.json").read_text())
     assert stored["sampler"] == sampler
 
@@ -157,7 +157,7 @@ def test_each_sampler_runs_on_the_real_space_and_pixel_table(tmp_path, sampler):
 def test_without_window_every_candidate_is_evaluated(tmp_path):
     result = search(config(tmp_path, sampler="random", trials=4, window=None), evaluator=FakeEvaluator())
     records = run_files.load_records(result.run_dir)
-    assert len(records) == 4 and all(r["status"] == "complete" for r in records)
+    assert len(records) == 4 and all(r.status == "complete" for r in records)
 
 
 def test_pareto_objective(tmp_path):
@@ -173,8 +173,8 @@ def test_pareto_objective(tmp_path):
     assert front and all(r["status"] == "complete" for r in front)
     for r in front:  # nothing in the run dominates a front point
         for o in run_files.load_records(result.run_dir):
-            if o["status"] == "complete":
-                assert not (o["accuracy"] > r["accuracy"] and o["latency_ms"] < r["latency_ms"])
+            if o.status == "complete":
+                assert not (o.accuracy > r["accuracy"] and o.latency_ms < r["latency_ms"])
     # `nas export RUN --pareto` writes every front point into a folder of its own, one JSON document
     out = tmp_path / "front"
     assert main(["export", str(result.run_dir), "--pareto", "--format", "json", "--out", str(out), "--json"]) == 0
@@ -196,52 +196,63 @@ def test_hard_mode_never_trains_over_target(tmp_path):
     fake = FakeEvaluator()
     result = search(config(tmp_path, target_latency=target, reward="hard", sampler="random", trials=10), fake)
     records = run_files.load_records(result.run_dir)
-    rejected = [r for r in records if r["status"] == "rejected"]
-    trained = [r for r in records if r["status"] != "rejected"]
+    rejected = [r for r in records if r.status == "rejected"]
+    trained = [r for r in records if r.status != "rejected"]
     assert rejected and trained
     assert len(fake.seen) == len(trained)
-    assert all(r["latency_ms"] > target and r["accuracy"] is None and r["reward"] == 0.0 for r in rejected)
-    assert all(r["latency_ms"] <= target for r in trained)
-    assert result.best["latency_ms"] <= target
+    assert all(r.latency_ms > target and r.accuracy is None and r.reward == 0.0 for r in rejected)
+    assert all(r.latency_ms <= target for r in trained)
+    assert result.best.latency_ms <= target
 
 
 def test_nan_trial_fails_and_search_goes_on(tmp_path):
     result = search(config(tmp_path, trials=4, sampler="random"), FakeEvaluator(diverge_on={1}))
     records = run_files.load_records(result.run_dir)
-    failed = [r for r in records if r["status"] == "failed"]
-    assert len(failed) == 1 and "diverged" in failed[0]["error"]
+    failed = [r for r in records if r.status == "failed"]
+    assert len(failed) == 1 and "diverged" in failed[0].error
     assert result.trials == 4 and result.best is not None
 
 
 def test_a_prune_answer_after_the_last_epoch_keeps_the_trial(tmp_path):
-    from nas.search import Context, _load_parts, evaluate_choices
+    from nas.accuracy import load_data
+    from nas.latency import load_table
+    from nas.search.evaluation import Candidate, Context, evaluate
+    from nas.space import load_space
 
-    c = config(tmp_path)
-    space, table, data, _ = _load_parts(c, FakeEvaluator())
-    choices = {d.name: d.choices[0] for d in space.decisions}
+    space = load_space("mobilenetv3")
+    arch = space.arch({d.name: d.choices[0] for d in space.decisions})
+    candidate = Candidate(0, {}, arch, 80.0)
+    ctx = Context(
+        config(tmp_path),
+        space,
+        load_table("pixel"),
+        make_reward("80ms"),
+        load_data("synthetic"),
+        FakeEvaluator(epochs=3),
+        tmp_path,
+    )
 
-    def always_prune(factor):
-        return lambda epoch, accuracy: True
+    def always_prune(epoch, accuracy):
+        return True
 
-    ctx = Context(c, space, table, make_reward("80ms"), data, FakeEvaluator(epochs=3), tmp_path)
-    assert evaluate_choices(ctx, choices, always_prune)["status"] == "pruned"
+    assert evaluate(ctx, candidate, always_prune).status == "pruned"
     ctx.evaluator = FakeEvaluator(epochs=1)  # one epoch: nothing left to stop
-    record = evaluate_choices(ctx, choices, always_prune)
-    assert record["status"] == "complete" and record["accuracy"] > 0
+    outcome = evaluate(ctx, candidate, always_prune)
+    assert outcome.status == "complete" and outcome.accuracy > 0
 
 
 def test_latency_at_deployment_resolution_training_at_data_size(tmp_path):
     fake = FakeEvaluator()
     result = search(config(tmp_path, trials=2, sampler="random", window=None), fake)
     records = run_files.load_records(result.run_dir)
-    assert all(r["arch"]["resolution"] == 224 and r["arch"]["num_classes"] == 1000 for r in records)
+    assert all(r.arch["resolution"] == 224 and r.arch["num_classes"] == 1000 for r in records)
     assert all(a.resolution == 32 and a.num_classes == 10 for a in fake.seen)
-    assert fake.seen[0].blocks == [b for b in run_files.arch_of(records[0], "t").replace(resolution=32).blocks]
+    assert fake.seen[0].blocks == [b for b in records[0].arch_spec("t").replace(resolution=32).blocks]
     from nas.latency import load_table
 
     table = load_table("pixel")
     for r in records:
-        assert r["latency_ms"] == pytest.approx(latency_of(run_files.arch_of(r, "t"), table))
+        assert r.latency_ms == pytest.approx(latency_of(r.arch_spec("t"), table))
 
 
 # ---------------------------------------------------------------------------------------------- run directory
@@ -256,15 +267,16 @@ def test_run_directory_contents(tmp_path):
     assert not list(d.rglob(".*.tmp")), "an atomic write left a temporary file"
     records = run_files.load_records(d)
     keys = {"number", "status", "params", "arch", "latency_ms", "accuracy", "reward", "wall_s"}
-    assert all(keys <= set(r) for r in records)
+    files = sorted((d / "trials").glob("*.json"))
+    assert len(files) == len(records) and all(keys <= set(json.loads(f.read_text())) for f in files)
     best = json.loads((d / "best.json").read_text())
-    assert best["number"] == max((r for r in records if r["status"] == "complete"), key=lambda r: r["reward"])["number"]
+    assert best["number"] == max((r for r in records if r.status == "complete"), key=lambda r: r.reward).number
     assert "Best: trial" in (d / "summary.md").read_text()
     # nas export runs/<name> [--trial N]
     arch, weights = resolve(str(d))
     assert arch.hash == run_files.arch_of(best, "best").hash and weights is None
     arch0, _ = resolve(str(d), trial=0)
-    assert arch0.hash == run_files.arch_of(records[0], "0").hash
+    assert arch0.hash == records[0].arch_spec("0").hash
     with pytest.raises(NasError, match="neither a search run"):
         resolve(str(tmp_path))
     with pytest.raises(NasError, match="no trial 99"):
@@ -274,22 +286,22 @@ def test_run_directory_contents(tmp_path):
     # ... and through the CLI
     assert main(["export", str(d), "--trial", "1", "--format", "json", "--out", str(tmp_path / "x")]) == 0
     exported = json.loads(next((tmp_path / "x").glob("*.json")).read_text())
-    assert exported["name"] == "t-trial0001" and exported["stages"] == records[1]["arch"]["stages"]
+    assert exported["name"] == "t-trial0001" and exported["stages"] == records[1].arch["stages"]
 
 
 def test_resume_after_kill(tmp_path):
     first = search(config(tmp_path, trials=3, sampler="pg"), FakeEvaluator())
     # A kill in the middle of trial 3: the study holds it RUNNING and no record exists.
-    from nas.search import open_study
+    from nas.search.study import open_study
 
-    study = open_study(first.run_dir, config(tmp_path), create=False)
+    study = open_study(first.run_dir, config(tmp_path).validated(), create=False)
     stale = study.ask().number
     assert not run_files.record_path(first.run_dir, stale).exists()
     result = search(config(tmp_path, trials=6, resume=True), FakeEvaluator())
     records = run_files.load_records(result.run_dir)
-    assert [r["number"] for r in records] == list(range(len(records)))
-    assert records[stale]["status"] == "failed" and "interrupted" in records[stale]["error"]
-    assert result.trials == 6 == sum(r["status"] != "rejected" for r in records)
+    assert [r.number for r in records] == list(range(len(records)))
+    assert records[stale].status == "interrupted" and "interrupted" in records[stale].error
+    assert result.trials == 6 == sum(r.counts for r in records)  # the interrupted trial is not counted
     stored = json.loads((result.run_dir / "config.json").read_text())
     assert stored["sampler"] == "pg"  # the resumed run kept what it searches
     with pytest.raises(NasError, match="differs"):
@@ -340,13 +352,14 @@ def test_resume_after_a_real_kill(tmp_path):
         proc.wait()
     run_dir = tmp_path / "runs" / "killed"
     before = run_files.load_records(run_dir)
-    assert sum(r["status"] == "complete" for r in before) == 2
+    assert sum(r.status == "complete" for r in before) == 2
     result = search(config(tmp_path, name="killed", trials=5, resume=True), FakeEvaluator())
     records = run_files.load_records(run_dir)
-    assert [r["number"] for r in records] == list(range(len(records)))
-    interrupted = [r for r in records if "interrupted" in (r.get("error") or "")]
-    assert len(interrupted) == 1 and interrupted[0]["arch"] is not None
-    assert result.trials == 5 and sum(r["status"] == "complete" for r in records) == 4
+    assert [r.number for r in records] == list(range(len(records)))
+    interrupted = [r for r in records if "interrupted" in (r.error or "")]
+    assert len(interrupted) == 1 and interrupted[0].arch is not None
+    # the killed trial does not count against --trials: 5 asked, 5 evaluated
+    assert result.trials == 5 and sum(r.status == "complete" for r in records) == 5
     assert not list(run_dir.rglob(".*.tmp"))
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +16,7 @@ from nas.search import SearchConfig, search
 from nas.search import runs as run_files
 
 torch.set_num_threads(1)
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture(scope="module")
@@ -27,13 +30,16 @@ def local_ray():
     shutil.rmtree(temp, ignore_errors=True)
 
 
-def test_ray_backend_smoke(tmp_path, local_ray):
+def test_ray_backend_two_workers_loses_nothing(tmp_path, local_ray):
+    """Two Ray workers on one run: no duplicated trial numbers, no lost records, a journal Optuna reads."""
+    from test_search_runs import check_consistent
+
     config = SearchConfig(
         target_latency="80ms",
         device="pixel",
         space="mobilenetv3",
         evaluator="zero-cost",
-        trials=2,
+        trials=3,
         time_budget_s=None,
         backend="ray",
         workers=2,
@@ -41,18 +47,17 @@ def test_ray_backend_smoke(tmp_path, local_ray):
         name="ray",
     )
     result = search(config)
-    records = run_files.load_records(result.run_dir)
-    assert [r["number"] for r in records] == list(range(len(records)))
-    evaluated = [r for r in records if r["status"] != "rejected"]
-    assert len(evaluated) == result.trials == 2
-    assert all(r["status"] == "complete" and 0 < r["accuracy"] < 1 for r in evaluated), evaluated
-    assert all(abs(r["latency_ms"] / 80 - 1) <= 0.1 for r in evaluated)
+    records = check_consistent(result.run_dir)
+    evaluated = [r for r in records if r.status != "rejected"]
+    assert len(evaluated) == result.trials == 3 == sum(r.counts for r in records)
+    assert all(r.status == "complete" and 0 < r.accuracy < 1 for r in evaluated), evaluated
+    assert all(abs(r.latency_ms / 80 - 1) <= 0.1 for r in evaluated)
     for name in ("config.json", "study.journal", "best.json", "pareto.json", "pareto.png", "summary.md"):
         assert (result.run_dir / name).is_file(), name
     assert json.loads((result.run_dir / "config.json").read_text())["backend"] == "ray"
     # The run continues locally (or on Ray again) from the same study.
-    more = search(SearchConfig(**{**config.to_dict(), "trials": 3, "backend": "local", "workers": 1, "resume": True}))
-    assert more.trials == 3
+    more = search(SearchConfig(**{**config.to_dict(), "trials": 4, "backend": "local", "workers": 1, "resume": True}))
+    assert more.trials == 4 and len(check_consistent(result.run_dir)) >= 4
 
 
 @pytest.mark.slow
@@ -71,7 +76,7 @@ def test_ray_backend_trains_with_asha(tmp_path, local_ray):
         evaluator_options={"epochs": 2, "batch_size": 256},
     )
     result = search(config)
-    records = [r for r in run_files.load_records(result.run_dir) if r["status"] != "rejected"]
+    records = [r for r in run_files.load_records(result.run_dir) if r.status != "rejected"]
     assert len(records) == 4
-    assert {r["status"] for r in records} <= {"complete", "pruned"}
-    assert all(len(r["eval"]["history"]) == 2 for r in records if r["status"] == "complete")
+    assert {r.status for r in records} <= {"complete", "pruned"}
+    assert all(len(r.eval["history"]) == 2 for r in records if r.status == "complete")

@@ -3,35 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from nas.cli import print_json
-from nas.errors import NasError
 from nas.search import (
     BACKENDS,
-    EVALUATORS,
     SAMPLERS,
     SearchConfig,
+    SearchInterrupted,
     SearchResult,
+    TrialRecord,
+    advice,
     describe_arch,
+    next_commands,
     search,
 )
-
-_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(s|m|min|h)?\s*$")
-
-
-def parse_duration(text: str) -> float:
-    """`30m`, `90s`, `1.5h`, `600` (seconds) → seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise NasError(f"--time-budget must be a duration such as 30m, 90s or 1h; got {text!r}")
-    value = float(match.group(1)) * {"s": 1, "m": 60, "min": 60, "h": 3600}[match.group(2) or "s"]
-    if value <= 0:
-        raise NasError(f"--time-budget must be positive, got {text!r}")
-    return value
+from nas.search.config import DEFAULT_TRIALS
+from nas.search.reward import ACCEPTED
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "accuracy "
         "from proxy training or a zero-cost score, reward ACC·(LAT/T)^w. Results go to OUT_DIR/NAME/.",
     )
+    p.error = _one_line_error  # type: ignore[method-assign]
     p.add_argument("--target-latency", metavar="T", help="e.g. 80ms, '80 ms', 0.08s, 80 (ms); required unless --resume")
     p.add_argument("--device", default=None, help=f"latency table: a device name or table JSON (default {d.device})")
     p.add_argument("--space", default=None, help=f"search space name or YAML (default {d.space})")
@@ -63,13 +54,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--sampler",
         default=None,
         metavar="{" + ",".join(SAMPLERS) + "}",
-        help="tpe (default), nsga2 (default for pareto), random, pg (MnasNet-style policy gradient)",
+        help="tpe (default), nsga2 (default for pareto), random, pg (MnasNet-style policy gradient), "
+        "evolution (aging evolution, Real et al. 2019)",
     )
     p.add_argument(
         "--evaluator",
         default=None,
-        metavar="{" + ",".join(EVALUATORS) + "}",
-        help="train (default) or zero-cost",
+        metavar="KIND[:ARG]",
+        help="how a candidate's accuracy is measured: train (default, a short proxy training), zero-cost, "
+        "or another evaluator of nas.accuracy",
     )
     p.add_argument("--data", default=None, help="synthetic (default), cifar10:DIR, imagefolder:DIR, npz:FILE")
     p.add_argument(
@@ -97,7 +90,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="F|none",
         help="soft reward: evaluate only candidates predicted within T·(1 ± F) (default 0.1); none: all",
     )
-    p.add_argument("--trials", type=int, default=d.trials, help=f"trials in the run (default {d.trials})")
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=None,
+        help=f"evaluated trials in the run (default: the evaluator's, else {DEFAULT_TRIALS}; with --resume the run's)",
+    )
     p.add_argument(
         "--time-budget",
         default=None,
@@ -106,7 +104,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=None, help="sampler, data and training seed (default 0)")
     p.add_argument("--name", default=None, help="run name (default search-<timestamp>)")
-    p.add_argument("--out-dir", default=d.out_dir, help="where run directories go (default runs)")
+    p.add_argument("--out-dir", default=None, help=f"where run directories go (default {d.out_dir})")
     p.add_argument("--resume", action="store_true", help="continue the run --name (a killed run loses one trial)")
     p.add_argument(
         "--backend",
@@ -120,39 +118,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def config_from_args(args: argparse.Namespace) -> SearchConfig:
-    """Options not given keep SearchConfig's defaults (or, with --resume, the run's stored values)."""
-    d = SearchConfig()
-    options: dict[str, Any] = {} if args.epochs is None else {"epochs": args.epochs}
-    if args.epochs is not None and args.epochs < 1:
-        raise NasError(f"--epochs must be at least 1, got {args.epochs}")
-    if args.proxy_resolution is not None:
-        if args.proxy_resolution < 8:
-            raise NasError(f"--proxy-resolution must be at least 8, got {args.proxy_resolution}")
-        options["resolution"] = args.proxy_resolution
-    budget: float | None = d.time_budget_s
-    if args.time_budget is not None:
-        budget = None if args.time_budget.strip().lower() == "none" else parse_duration(args.time_budget)
+def _one_line_error(message: str) -> NoReturn:
+    """argparse's own mistakes as one `nas: error:` line (a value such as -5ms reads as an option to it)."""
+    if "--target-latency" in message and "expected one argument" in message:
+        message = f"--target-latency needs a value: {ACCEPTED}"
+    print(f"nas: error: {message} (see nas search --help)", file=sys.stderr)
+    sys.exit(2)
 
-    window: float | None = d.window
-    if args.window is not None:
-        if args.window.strip().lower() == "none":
-            window = None
-        else:
-            try:
-                window = float(args.window.strip().rstrip("%")) / (100 if args.window.strip().endswith("%") else 1)
-            except ValueError:
-                raise NasError(
-                    f"--window must be a fraction such as 0.1 (or 10%) or none, got {args.window!r}"
-                ) from None
+
+def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    """Options not given keep SearchConfig's defaults (or, with --resume, the run's stored values); every
+    check is SearchConfig's."""
+    d = SearchConfig()
+    options: dict[str, Any] = {}
+    if args.epochs is not None:
+        options["epochs"] = args.epochs
+    if args.proxy_resolution is not None:
+        options["resolution"] = args.proxy_resolution
 
     def pick(value: Any, default: Any) -> Any:
         return default if value is None else value
 
-    if args.target_latency is None and not args.resume:
-        raise NasError("--target-latency is required (e.g. --target-latency 80ms)")
     return SearchConfig(
-        target_latency=pick(args.target_latency, d.target_latency),
+        target_latency=args.target_latency,
         device=pick(args.device, d.device),
         space=pick(args.space, d.space),
         reward=pick(args.reward, d.reward),
@@ -163,30 +151,30 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
         data=pick(args.data, d.data),
         resolution=pick(args.resolution, d.resolution),
         trials=args.trials,
-        time_budget_s=budget,
+        time_budget_s=pick(args.time_budget, d.time_budget_s),
         seed=pick(args.seed, d.seed),
         name=args.name,
-        out_dir=args.out_dir,
+        out_dir=pick(args.out_dir, d.out_dir),
         resume=args.resume,
         backend=args.backend,
         address=args.address,
         workers=args.workers,
         pruner=pick(args.pruner, d.pruner),
-        window=window,
+        window=pick(args.window, d.window),
         evaluator_options=options,
     )
 
 
 class _Progress:
-    """A rich progress bar on stderr: trials done, best reward so far, time left."""
+    """A rich progress bar on stderr: trials evaluated, best reward so far, time left."""
 
-    def __init__(self, total: int, budget_s: float | None):
+    def __init__(self) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.budget_s, self.started = budget_s, time.monotonic()
+        self.started = time.monotonic()
         self.best: float | None = None
-        self.started_bar = False
+        self.task: Any = None
         self.bar = Progress(
             TextColumn("search"),
             BarColumn(),
@@ -197,40 +185,48 @@ class _Progress:
             console=Console(stderr=True),
             transient=False,
         )
-        self.task = self.bar.add_task("search", total=total, best="best —", left=self._left())
 
-    def _left(self) -> str:
-        if self.budget_s is None:
+    def _left(self, budget_s: float | None) -> str:
+        if budget_s is None:
             return ""
-        left = max(0.0, self.budget_s - (time.monotonic() - self.started))
+        left = max(0.0, budget_s - (time.monotonic() - self.started))
         return f"{int(left // 60)}:{int(left % 60):02d} left"
 
-    def __call__(self, record: dict[str, Any], done: int) -> None:
-        if not self.started_bar:  # started on the first trial, so that input errors print alone
+    def __call__(self, record: TrialRecord, done: int, total: int, budget_s: float | None) -> None:
+        if self.task is None:  # started on the first trial, so that input errors print alone
+            self.task = self.bar.add_task("search", total=total, best="best —", left="")
             self.bar.start()
-            self.started_bar = True
-        reward = record.get("reward") if record.get("status") == "complete" else None
-        if reward is not None and (self.best is None or reward > self.best):
-            self.best = reward
+        if record.status == "complete" and record.reward is not None:
+            self.best = record.reward if self.best is None else max(self.best, record.reward)
         best = "best —" if self.best is None else f"best {self.best:.4f}"
-        self.bar.update(self.task, completed=done, best=best, left=self._left())
+        self.bar.update(self.task, completed=done, total=total, best=best, left=self._left(budget_s))
 
     def __enter__(self) -> _Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.started_bar:
+        if self.task is not None:
             self.bar.stop()
 
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     show = sys.stderr.isatty() or not args.json
-    if show:
-        with _Progress(config.trials, config.time_budget_s) as progress:
-            result = search(config, progress=progress)
-    else:
-        result = search(config)
+    try:
+        if show:
+            with _Progress() as progress:
+                result = search(config, progress=progress)
+        else:
+            result = search(config)
+    except SearchInterrupted as stop:
+        if not args.json:
+            print_result(stop.result)
+        print(
+            f"nas: interrupted; the run is kept: resume it with nas search --resume --name {stop.result.config.name}"
+            f" --out-dir {stop.result.config.out_dir}",
+            file=sys.stderr,
+        )
+        return 130
     if args.json:
         print_json(result.to_json())
         return 0
@@ -239,12 +235,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_result(result: SearchResult) -> None:
-    from nas.arch import Arch
-
     est = "estimated" if result.table_kind == "estimated" else "predicted"
     screened = f" ({result.screened_out} more screened out on predicted latency)" if result.screened_out else ""
     print(
-        f"run {result.run_dir}: {result.trials} trials{screened} in {result.wall_s:.0f} s; stopped by {result.stopped}"
+        f"run {result.run_dir}: {result.trials} trial{'' if result.trials == 1 else 's'}{screened} in "
+        f"{result.wall_s:.0f} s; stopped by {result.stopped}"
     )
     for note in result.notes:
         print(f"note: {note}")
@@ -253,10 +248,16 @@ def print_result(result: SearchResult) -> None:
     else:
         b = result.best
         print(
-            f"best: trial {b['number']}, reward {b['reward']:.4f}, accuracy {b['accuracy']:.4f}, "
-            f"{est} latency {b['latency_ms']:.1f} ms"
+            f"best: trial {b.number}, reward {b.reward:.4f}, {result.metric} {b.accuracy:.4f}, "
+            f"{est} latency {b.latency_ms:.1f} ms"
         )
-        print(f"  {describe_arch(Arch.from_dict(b['arch']))}")
+        print(f"  {describe_arch(b.arch_spec('best'))}")
+    for line in advice(result):
+        print(line)
     print("files:")
     for path in result.files:
         print(f"  {path}")
+    print("next:")
+    for command, why in next_commands(result):
+        print(f"  {command}")
+        print(f"      {why}")

@@ -24,59 +24,54 @@ import optuna
 from ray.tune.search import Searcher
 
 from nas.errors import NasError
-from nas.search import runs
+from nas.search.evaluation import (
+    SKIPPED_STOP,
+    Candidate,
+    Context,
+    Outcome,
+    Session,
+    evaluate,
+    finish_trial,
+    next_candidate,
+)
 
 METRIC = "score"
 
 
-def _trainable(config: dict[str, Any], ctx: Any = None) -> None:
-    """One trial in a Ray worker: latency, then accuracy with a report per epoch, then the final record."""
+def _trainable(config: dict[str, Any], ctx: Context | None = None) -> None:
+    """One trial in a Ray worker: accuracy with a report per epoch, then the outcome."""
     from ray import tune
 
-    from nas.search import evaluate_choices
+    assert ctx is not None
+    candidate = Candidate.from_json(config["candidate"])
+    factor = 1.0 if ctx.config.objective == "pareto" else ctx.reward.factor(candidate.latency_ms)
 
-    def report_factory(factor: float) -> Any:
-        def report(epoch: int, accuracy: float) -> bool:
-            tune.report(
-                {
-                    METRIC: float(accuracy) * (1.0 if ctx.config.objective == "pareto" else factor),
-                    "final": False,
-                }
-            )
-            return False  # ASHA stops a trial by ending its process, not through this answer
-
-        return report
+    def report(epoch: int, accuracy: float) -> bool:
+        tune.report({METRIC: float(accuracy) * factor, "final": False})
+        return False  # ASHA stops a trial by ending its process, not through this answer
 
     try:
-        record = evaluate_choices(ctx, config["choices"], report_factory)
+        outcome = evaluate(ctx, candidate, report)
     except NasError as err:
-        record = {
-            "status": "failed",
-            "error": str(err),
-            "params": config["choices"],
-            "latency_ms": None,
-            "accuracy": None,
-            "reward": None,
-            "arch": None,
-            "wall_s": None,
-        }
-    score = record.get("reward") if ctx.config.objective == "reward" else record.get("accuracy")
-    tune.report({METRIC: float(score) if score is not None else 0.0, "final": True, "record_json": json.dumps(record)})
+        outcome = Outcome("failed", error=str(err))
+    score = 0.0
+    if outcome.status == "complete" and outcome.accuracy is not None:
+        score = outcome.accuracy * factor
+    tune.report({METRIC: score, "final": True, "outcome_json": json.dumps(outcome.to_json())})
 
 
-# What a StudySearcher works on (context, study, progress callback), kept out of the searcher itself: Ray
-# pickles its search algorithm with the experiment state, and neither the study's locks nor a progress bar
-# pickle.
-_BRIDGES: dict[str, tuple[Any, optuna.Study, Any]] = {}
+# What a StudySearcher works on (the session), kept out of the searcher itself: Ray pickles its search
+# algorithm with the experiment state, and neither the study's locks nor a progress bar pickle.
+_SESSIONS: dict[str, Session] = {}
 
 
 class StudySearcher(Searcher):
-    """Ray trial ids ↔ Optuna trials of the run's study (ask on suggest, tell on complete)."""
+    """Ray trial ids ↔ Optuna trials of the run's study (ask on suggest, finish_trial on complete)."""
 
     def __init__(self, key: str) -> None:
         super().__init__()
         self.key = key
-        self.live: dict[str, tuple[optuna.trial.Trial, dict[str, Any]]] = {}
+        self.live: dict[str, tuple[optuna.trial.Trial, Candidate]] = {}
         self.last: dict[str, dict[str, Any]] = {}
         self.exhausted = False
 
@@ -93,62 +88,47 @@ class StudySearcher(Searcher):
         """See `save`."""
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        from nas.search import _evaluated, next_candidate
-
-        ctx, study, progress = _BRIDGES[self.key]
-        if _evaluated(study) + len(self.live) >= ctx.config.trials or self.exhausted:
+        session = _SESSIONS[self.key]
+        if self.exhausted or session.ledger.evaluated + len(self.live) >= session.ctx.config.trials:
             return Searcher.FINISHED
-        found = next_candidate(ctx, study, progress)  # screens on latency here, in the driver
+        found = next_candidate(session)  # screens on latency and reuses known archs here, in the driver
         if found is None:
             self.exhausted = True
             return Searcher.FINISHED
-        trial, choices, _ = found
-        self.live[trial_id] = (trial, choices)
-        return {"choices": choices, "number": trial.number}
+        trial, candidate = found
+        self.live[trial_id] = (trial, candidate)
+        return {"candidate": candidate.to_json()}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         self.last[trial_id] = result
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        from nas.search import _evaluated, deploy_arch, latency_of, tell
-
         if trial_id not in self.live:
             return
-        ctx, study, progress = _BRIDGES[self.key]
-        pareto = ctx.config.objective == "pareto"
-        trial, choices = self.live.pop(trial_id)
+        session = _SESSIONS[self.key]
+        trial, candidate = self.live.pop(trial_id)
         result = result or self.last.pop(trial_id, None) or {}
-        if result.get("final") and "record_json" in result:
-            record = json.loads(result["record_json"])
-        else:  # stopped by ASHA (pruned) or crashed (failed)
-            arch = deploy_arch(ctx, choices)
-            record = {
-                "status": "failed" if error else "pruned",
-                "error": "the Ray trial raised an error" if error else None,
-                "params": choices,
-                "arch": arch.to_dict(),
-                "latency_ms": latency_of(arch, ctx.table),
-                "accuracy": None,
-                "reward": None,
-                "wall_s": None,
-            }
-            if not error and result.get(METRIC) is not None and math.isfinite(result[METRIC]) and not pareto:
-                trial.report(float(result[METRIC]), int(result.get("training_iteration", 1)))
-        record.update(schema=runs.RECORD_SCHEMA, number=trial.number, params=dict(trial.params))
-        if record.get("arch"):
-            record["arch"]["name"] = f"{ctx.config.name}-trial{trial.number:04d}"
-        trial.set_user_attr("status", record["status"])
-        runs.write_record(ctx.run_dir, record)
-        if record.get("status") == "failed" and record.get("latency_ms") is None:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        else:
-            tell(study, trial, record, pareto)
-        runs.write_results(ctx.run_dir, runs.load_records(ctx.run_dir))
-        if progress is not None:
-            progress(record, _evaluated(study))
+        self.last.pop(trial_id, None)
+        if result.get("final") and "outcome_json" in result:
+            outcome = Outcome(**json.loads(result["outcome_json"]))
+        elif error:
+            outcome = Outcome("failed", error="the Ray trial raised an error")
+        else:  # stopped by ASHA
+            outcome = Outcome("pruned")
+            score = result.get(METRIC)
+            if score is not None and math.isfinite(score) and session.ctx.config.objective != "pareto":
+                trial.report(float(score), int(result.get("training_iteration", 1)))
+        finish_trial(session, trial, candidate, outcome)
+
+    def interrupt_live(self) -> None:
+        """Trials Ray left unfinished (Ctrl-C, time budget): recorded as interrupted, not counted."""
+        session = _SESSIONS[self.key]
+        for trial, candidate in self.live.values():
+            finish_trial(session, trial, candidate, Outcome("interrupted", error="interrupted; not evaluated"))
+        self.live.clear()
 
 
-def run_ray(ctx: Any, study: optuna.Study, budget_s: float | None, progress: Any) -> str:
+def run_ray(session: Session) -> str:
     """Run the remaining trials of the study on Ray (a local instance unless `--address`); returns why it
     stopped."""
     try:
@@ -157,11 +137,8 @@ def run_ray(ctx: Any, study: optuna.Study, budget_s: float | None, progress: Any
         from ray.tune.schedulers import ASHAScheduler
     except ImportError as err:
         raise NasError(f"--backend ray needs Ray installed ({err})") from None
-    from nas.search import MAX_REJECTED_IN_A_ROW, _evaluated
-
-    c = ctx.config
-    remaining = c.trials - _evaluated(study)
-    if remaining <= 0:
+    c = session.ctx.config
+    if session.ledger.evaluated >= c.trials:
         return "trials"
     started_here = False
     if not ray.is_initialized():
@@ -181,13 +158,13 @@ def run_ray(ctx: Any, study: optuna.Study, budget_s: float | None, progress: Any
     for name in ("ray.tune", "ray.train"):  # Tune's INFO lines would bury the progress bar
         logging.getLogger(name).setLevel(logging.WARNING)
     key = uuid.uuid4().hex
-    _BRIDGES[key] = (ctx, study, progress)
+    _SESSIONS[key] = session
     searcher = StudySearcher(key)
     storage = tempfile.mkdtemp(prefix="nas-ray-")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     try:
         tuner = tune.Tuner(
-            tune.with_resources(tune.with_parameters(_trainable, ctx=ctx), {"cpu": 1}),
+            tune.with_resources(tune.with_parameters(_trainable, ctx=session.ctx), {"cpu": 1}),
             tune_config=tune.TuneConfig(
                 search_alg=searcher,
                 scheduler=scheduler,
@@ -195,16 +172,17 @@ def run_ray(ctx: Any, study: optuna.Study, budget_s: float | None, progress: Any
                 mode="max",
                 num_samples=-1,  # the searcher says when the run has enough trials
                 max_concurrent_trials=c.workers,
-                time_budget_s=budget_s,
+                time_budget_s=c.time_budget_s,
             ),
             run_config=tune.RunConfig(storage_path=storage, name="tune", verbose=0),
         )
         tuner.fit()
     finally:
-        _BRIDGES.pop(key, None)
+        searcher.interrupt_live()
+        _SESSIONS.pop(key, None)
         shutil.rmtree(storage, ignore_errors=True)
         if started_here:
             ray.shutdown()
     if searcher.exhausted:
-        return f"{MAX_REJECTED_IN_A_ROW} candidates in a row were screened out"
-    return "trials" if _evaluated(study) >= c.trials else "time budget"
+        return SKIPPED_STOP
+    return "trials" if session.ledger.evaluated >= c.trials else "time budget"

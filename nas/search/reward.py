@@ -20,20 +20,29 @@ REWARD_KINDS = ("soft", "hard")
 _TARGET = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(ms|s)?\s*$")
 
 
+MAX_TARGET_MS = 1e6  # 1000 s: far beyond any network a mobile search is for
+ACCEPTED = "a duration such as 80ms, '80 ms', 0.08s or 80 (milliseconds), above 0 and at most 1000s"
+
+
 def parse_target(text: str | float | int) -> float:
-    """`80ms`, `80 ms`, `0.08s`, `80` (milliseconds) → 80.0. Anything else, or a target ≤ 0, is a NasError."""
-    if isinstance(text, bool):
-        raise NasError(f"target latency must be a duration such as 80ms or 0.08s, got {text!r}")
+    """`80ms`, `80 ms`, `0.08s`, `80` (milliseconds) → 80.0. Anything else, or a target outside (0, 1000 s],
+    is a NasError naming the accepted forms."""
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise NasError(f"target latency must be {ACCEPTED}; got {text!r}")
     if isinstance(text, int | float):
         value, unit = float(text), "ms"
     else:
-        match = _TARGET.match(str(text))
+        match = _TARGET.match(text)
         if not match:
-            raise NasError(f"target latency must be a duration such as 80ms, 80 ms, 0.08s or 80; got {text!r}")
+            raise NasError(f"target latency must be {ACCEPTED}; got {text!r}")
         value, unit = float(match.group(1)), match.group(2) or "ms"
     ms = value * 1000.0 if unit == "s" else value
-    if not math.isfinite(ms) or ms <= 0:
-        raise NasError(f"target latency must be above 0 ms, got {text!r}")
+    if not math.isfinite(ms):
+        raise NasError(f"target latency {text!r} is not a finite number; it must be {ACCEPTED}")
+    if ms <= 0:
+        raise NasError(f"target latency must be above 0 ms, got {text!r}; it must be {ACCEPTED}")
+    if ms > MAX_TARGET_MS:
+        raise NasError(f"target latency {text!r} is over 1000 s; it must be {ACCEPTED}")
     return ms
 
 
@@ -59,8 +68,22 @@ class Reward:
         return self.kind == "hard"
 
     def describe(self) -> str:
-        w = f"w = {self.alpha:g} if LAT ≤ T else {self.beta:g}"
-        return f"ACC·(LAT/{self.target_ms:g}ms)^w, {w} ({self.kind})"
+        """The reward in plain words (summary.md)."""
+        t = f"{self.target_ms:g} ms"
+        if self.kind == "hard":
+            over = "never trained" if self.beta == HARD[1] else "not trained"
+            return (
+                f"hard: the accuracy itself at or under {t}; over it ACC·(LAT/{t})^{self.beta:g}, "
+                f"and candidates predicted over {t} are {over}"
+            )
+        if self.alpha == self.beta:
+            slower = 100 * (1 - 2**self.beta)
+            return (
+                f"soft: ACC·(LAT/{t})^{self.beta:g} on both sides of the target, so a net may exceed {t}: "
+                f"one twice as slow loses {slower:.0f}% of its reward, one twice as fast gains "
+                f"{100 * (0.5**self.alpha - 1):.0f}%"
+            )
+        return f"soft: ACC·(LAT/{t})^w with w = {self.alpha:g} at or under the target and {self.beta:g} over it"
 
 
 def make_reward(target: str | float, kind: str = "soft", w: float | None = None) -> Reward:

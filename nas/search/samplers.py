@@ -1,5 +1,6 @@
-"""The samplers behind `--sampler`: Optuna's TPE, NSGA-II and random search, and MnasNet's own method, a
-policy-gradient controller, written as an Optuna sampler so every backend drives all four the same way.
+"""The samplers behind `--sampler`: Optuna's TPE, NSGA-II and random search, MnasNet's own method (a
+policy-gradient controller) and aging evolution (`nas.search.evolution`), the last two written as Optuna
+samplers so that every backend drives all five the same way.
 
 MnasNet (Tan et al., CVPR 2019, §4) trains an RNN controller with PPO on the reward ACC·(LAT/T)^w. Here the
 controller is a factorized softmax policy, one independent categorical distribution per decision of the
@@ -23,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import NasError
 
-SAMPLERS = ("tpe", "nsga2", "random", "pg")
+SAMPLERS = ("tpe", "nsga2", "random", "pg", "evolution")
 
 
 class PolicyGradientSampler(BaseSampler):
@@ -107,7 +108,7 @@ class PolicyGradientSampler(BaseSampler):
     # -- optuna's sampler interface
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        if study._is_multi_objective():
+        if len(study.directions) > 1:
             raise NasError("the pg sampler learns from one reward; use --objective reward (or another sampler)")
         self._sync(study)
 
@@ -149,6 +150,11 @@ def make_sampler(name: str, seed: int | None = None, multi_objective: bool = Fal
             return NSGAIISampler(seed=seed, population_size=20)
         if name == "random":
             return RandomSampler(seed=seed)
+    if name == "evolution":
+        from nas.search.evolution import RegularizedEvolutionSampler
+
+        # Candidates screened out on predicted latency were never evaluated: they do not join the population.
+        return RegularizedEvolutionSampler(seed=seed, skip=lambda t: t.user_attrs.get("status") == "rejected")
     if multi_objective:
         raise NasError("the pg sampler learns from one reward; use --objective reward, or --sampler nsga2/tpe/random")
     return PolicyGradientSampler(seed=seed)
