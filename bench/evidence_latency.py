@@ -30,7 +30,8 @@ from nas.latency import load_table
 
 def build_cpu_table(out: Path, smoke: bool) -> tuple[Any, dict[str, Any]]:
     """A fresh table of the default space at 224 (smoke: its first 12 ops, one round, one pass of 2 runs)."""
-    from nas.latency.build import build_table, space_items
+    from nas.latency.build import build_table
+    from nas.latency.items import space_items
     from nas.latency.measure import Protocol
 
     items = space_items("mobilenetv3", 224)
