@@ -248,7 +248,7 @@ def ensure_checked(table: Any, timer: Callable | None = None) -> dict[str, Any] 
         _say(
             "note",
             f"{table.where} was timed on {_describe(theirs, table.engine)}, not on this "
-            f"{_describe(here, table.engine)}: timing {CHECK_NETWORKS} networks end to end to check it (once)",
+            f"{_describe(here, table.engine)}: timing up to {CHECK_NETWORKS} networks end to end to check it (once)",
         )
         result = run_check(table, timer=timer)
         if result["busy"]:
