@@ -281,3 +281,12 @@ def test_measure_missing_adds_the_ops_a_table_lacks(tiny, tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert doc["measured_now"] == 1 and doc["latency_ms"] > 0
     assert len(load_table(table_path).ops) == len(load_table(tiny["out"]).ops) + 1
+
+
+def test_networks_time_end_to_end_for_the_machine_check(tiny):
+    from nas.latency import machine
+
+    table = load_table(tiny["out"])
+    archs = machine.check_networks(table, 2)
+    ms, load = machine.time_networks(archs, INTERLEAVED, passes=2)
+    assert len(ms) == 2 and all(m > 0 for m in ms) and 0 <= load["other_cpu_share"] <= 1

@@ -570,6 +570,7 @@ def time_items(
     `on_progress(n)` is called with the items' worth of work done since the last call. A machine busier than
     `busy_share` raises NasError unless `allow_busy`."""
     passes = protocol.passes if passes is None else passes
+    ids = {str(item["id"]): item["id"] for item in items}  # JSON from the worker turns every id into a string
     runs: dict[Any, list[list[float]]] = {}
     errors: dict[Any, str] = {}
     interleave = {"passes": passes, "seed": seed} if passes else None
@@ -581,13 +582,13 @@ def time_items(
                 if "pass" not in msg:
                     continue
                 for key, samples in msg["samples"].items():
-                    runs.setdefault(key, []).append(samples)
+                    runs.setdefault(ids[key], []).append(samples)
                 if on_progress:
                     on_progress(len(items) / passes)
             elif "error" in msg:
-                errors[msg["id"]] = msg["error"]
+                errors[ids[str(msg["id"])]] = msg["error"]
             else:
-                runs[msg["id"]] = msg["repeats"]
+                runs[ids[str(msg["id"])]] = msg["repeats"]
                 if on_progress:
                     on_progress(1)
     if interleave and (len(runs) != len(items) or any(len(v) != passes for v in runs.values())):

@@ -134,9 +134,7 @@ def validate(
                 except RuntimeError as err:
                     raise NasError(f"latency validate stopped: {err}") from None
                 load = load.add(timed.load)
-                per_round.append(
-                    {int(i): statistics.median(statistics.median(p) for p in v) for i, v in timed.runs.items()}
-                )
+                per_round.append({i: statistics.median(statistics.median(p) for p in v) for i, v in timed.runs.items()})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
