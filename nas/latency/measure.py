@@ -5,7 +5,7 @@ Protocol (the reasons are in shared/notes/latency-measurement.md and docs/latenc
 - a worker process is pinned to one core, has MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ set before Python
   starts (page faults on large tensors otherwise dominate), and spins a throwaway warm-up before timing;
 - before every timed run an 8 MB buffer is written, evicting the op's weights and activations from L2 as a
-  network running around it would (a warm-cache op alone is ~10% faster than inside a network);
+  network running around it would (a warm-cache op alone runs faster than inside a network: docs/latency.md);
 - `warmup` untimed runs, then (default) `passes` interleaved passes over all the worker's items, `runs` timed
   runs of each per pass, so that the machine's slow drifts hit every item alike; with `passes=0`, one item after
   the other, repeats of `runs` runs until the repeat medians agree to `tolerance` or `max_repeats`; a build
@@ -132,7 +132,7 @@ def item_module(item: dict[str, Any]):  # -> tuple[nn.Module, tuple[int, int, in
 
 
 def onnx_bytes(module, shape: tuple[int, ...]) -> bytes:
-    """The module as an ONNX model (legacy exporter: ~20 ms a block; BatchNorm folded on export)."""
+    """The module as an ONNX model (legacy exporter; BatchNorm folded on export)."""
     import torch
 
     buf = io.BytesIO()
