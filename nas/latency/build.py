@@ -180,6 +180,7 @@ def build_table(
             },
             "load": {
                 **load.to_dict(),
+                "round_spread_median": _round_spread(repeats_of, todo_keys),
                 "busy_limit": busy_share,
                 "timed_under_load": load.other_share > busy_share,
             },
@@ -216,6 +217,16 @@ def build_table(
         "out": str(out),
         "load": meta["load"],
     }
+
+
+def _round_spread(repeats_of: dict[str, list[list[list[float]]]], keys: list[str]) -> float | None:
+    """How far apart the rounds of an op came out ((max - min) / median of the round medians), median over ops."""
+    spreads = []
+    for key in keys:
+        rounds = [statistics.median(s for rep in rnd for s in rep) for rnd in repeats_of.get(key, [])]
+        if len(rounds) > 1:
+            spreads.append((max(rounds) - min(rounds)) / statistics.median(rounds))
+    return round(statistics.median(spreads), 4) if spreads else None
 
 
 def _resolutions(items: dict[str, dict[str, Any]]) -> set[int]:

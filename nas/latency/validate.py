@@ -22,7 +22,7 @@ from typing import Any
 
 from nas.arch import Arch
 from nas.errors import NasError
-from nas.io import write_json
+from nas.io import writable_dir, write_json
 from nas.latency.items import zoo_archs
 from nas.latency.measure import BUSY_SHARE, Load, Protocol, progress_bar, time_items
 from nas.latency.metrics import check_scale, fit_correction, kendall_tau, metrics
@@ -108,8 +108,7 @@ def validate(
                 archs.append(arch)
                 zoo_names.append(arch.name)
 
-    workdir = Path(out_dir or ".") / ".validate-work"
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = writable_dir(Path(out_dir or ".") / ".validate-work")
     per_round: list[dict[int, float]] = []
     load = Load()
     try:
