@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from nas.latency.measure import Protocol, run_worker
-from nas.latency.validate import kendall_tau
+from nas.latency.metrics import kendall_tau
 
 
 def sample(space: str, n: int, seed: int, resolution: int):
@@ -55,8 +55,6 @@ def main() -> None:
         passes = []
         for msg in run_worker(
             items,
-            runtime="onnxruntime",
-            threads=1,
             protocol=proto,
             workdir=work,
             cpu=args.cpu,
@@ -92,8 +90,6 @@ def main() -> None:
                 med, rmin = {}, {}
                 for msg in run_worker(
                     [items[i] for i in order],
-                    runtime="onnxruntime",
-                    threads=1,
                     protocol=pr,
                     workdir=work,
                     cpu=args.cpu,

@@ -1,9 +1,11 @@
 """Predictions per second of `nas.latency.predict` for a 20-block network of the default space.
 
-    python bench/latency_predict_speed.py [--device pixel] [--seconds 2]
+    python bench/latency_predict_speed.py [--device pixel] [--seconds 2] [--resolutions 160 192 224]
 
 Reports the hot path (a spec predicted before: dictionary lookups over its cached keys) and the first
-prediction of a new spec (walking the spec and computing its keys), each as predictions per second.
+prediction of a new spec (walking the spec and computing its keys), each as predictions per second; and, per
+resolution, the time to predict architectures never seen before, with a freshly loaded table (an estimated
+table prices every op it does not list from its cost model on the spot).
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--device", default="pixel")
     p.add_argument("--seconds", type=float, default=2.0)
+    p.add_argument("--resolutions", type=int, nargs="*", default=[160, 192, 224])
+    p.add_argument("--new", type=int, default=200, help="new architectures per resolution")
     args = p.parse_args()
     table = load_table(args.device)
     archs = twenty_block_archs(200)
@@ -59,6 +63,17 @@ def main() -> None:
         return predict(archs[i], table).latency_ms
 
     new_spec = rate(cold, args.seconds)
+    per_resolution = {}
+    space = load_space("mobilenetv3")
+    for resolution in args.resolutions:
+        fresh = load_table(args.device)  # nothing priced yet beyond the file's entries
+        rng = random.Random(resolution)
+        new = [space.random_arch(rng, resolution=resolution) for _ in range(args.new)]
+        _CACHE.clear()
+        start = time.perf_counter()
+        for a in new:
+            predict(a, fresh)
+        per_resolution[str(resolution)] = round((time.perf_counter() - start) / len(new) * 1e3, 4)
     print(
         json.dumps(
             {
@@ -67,6 +82,7 @@ def main() -> None:
                 "blocks": len(arch.sites()),
                 "predictions_per_s_cached_spec": round(hot),
                 "predictions_per_s_new_spec": round(new_spec),
+                "ms_per_new_architecture_fresh_table": per_resolution,
                 "python": platform.python_version(),
                 "date": time.strftime("%Y-%m-%d"),
             },

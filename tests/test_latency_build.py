@@ -15,7 +15,9 @@ from nas.arch import Arch, Conv, Head, InvertedResidual
 from nas.cli import main
 from nas.latency import arch_ops, load_table, predict
 from nas.latency import build as build_mod
-from nas.latency.build import arch_items, build_table, space_items
+from nas.latency import measure as measure_mod
+from nas.latency.build import build_table
+from nas.latency.items import arch_items, space_items
 from nas.latency.measure import Protocol
 from nas.latency.table import STAT_FIELDS
 
@@ -43,19 +45,22 @@ INTERLEAVED = Protocol(warmup=2, runs=3, rounds=1, warmup_s=0.05, passes=4)
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """A tiny space's table, built with one interruption after the first op and then resumed."""
+    """A tiny space's table (chunks of one op), built with one interruption in the second chunk and then resumed.
+    The machine is shared while tests run: the tests that time allow a busy machine; refusal has its own test."""
     root = tmp_path_factory.mktemp("latency")
     space = root / "tiny.yaml"
     space.write_text(TINY_SPACE)
     items = space_items(str(space), 32)
     out = root / "tiny.json"
-    real = build_mod.run_worker
+    real = measure_mod.run_worker
     measured: list[list[str]] = []
+    calls = [0]
 
     def interrupted(items, **kw):
-        for n, msg in enumerate(real(items, **kw)):
-            if n == 1:
-                raise KeyboardInterrupt
+        calls[0] += 1
+        if calls[0] == 2:
+            raise KeyboardInterrupt
+        for msg in real(items, **kw):
             measured[-1].append(msg["id"])
             yield msg
 
@@ -64,18 +69,19 @@ def tiny(tmp_path_factory):
             measured[-1].append(msg["id"])
             yield msg
 
-    build_mod.run_worker = interrupted
+    build = dict(device="tiny", items=items, out=out, protocol=QUICK, progress=False, chunk=1, allow_busy=True)
+    measure_mod.run_worker = interrupted
     try:
         measured.append([])
         with pytest.raises(KeyboardInterrupt):
-            build_table(device="tiny", items=items, out=out, protocol=QUICK, progress=False)
+            build_table(**build)
         assert not out.exists()
         checkpoint = json.loads((build_mod.build_dir(out) / "checkpoint.json").read_text())
-        build_mod.run_worker = counting
+        measure_mod.run_worker = counting
         measured.append([])
-        table, summary = build_table(device="tiny", items=items, out=out, protocol=QUICK, progress=False)
+        table, summary = build_table(**build)
     finally:
-        build_mod.run_worker = real
+        measure_mod.run_worker = real
     return {
         "space": space,
         "items": items,
@@ -109,7 +115,7 @@ def test_interleaved_build_resumes_by_chunk(tiny, tmp_path):
     """The default protocol times a chunk of ops in interleaved passes in one worker; a build killed in its
     second chunk keeps the first and times only the rest."""
     items, out = tiny["items"], tmp_path / "inter.json"
-    real = build_mod.run_worker
+    real = measure_mod.run_worker
     chunks: list[list[str]] = []
     kill = [True]
 
@@ -121,17 +127,18 @@ def test_interleaved_build_resumes_by_chunk(tiny, tmp_path):
                 raise KeyboardInterrupt
             yield msg
 
-    build_mod.run_worker = killed_in_second_chunk
+    measure_mod.run_worker = killed_in_second_chunk
+    build = dict(device="tiny", items=items, out=out, protocol=INTERLEAVED, progress=False, chunk=2, allow_busy=True)
     try:
         with pytest.raises(KeyboardInterrupt):
-            build_table(device="tiny", items=items, out=out, protocol=INTERLEAVED, progress=False, chunk=2)
+            build_table(**build)
         saved = json.loads((build_mod.build_dir(out) / "checkpoint.json").read_text())["repeats"]
         assert sorted(saved) == sorted(chunks[0]) and not out.exists()
         chunks.clear()
         kill[0] = False
-        build_table(device="tiny", items=items, out=out, protocol=INTERLEAVED, progress=False, chunk=2)
+        build_table(**build)
     finally:
-        build_mod.run_worker = real
+        measure_mod.run_worker = real
     assert sorted(k for chunk in chunks for k in chunk) == sorted(set(items) - set(saved))
     table = load_table(out)
     for entry in [*table.ops.values(), *table.fixed.values()]:
@@ -151,7 +158,7 @@ def test_quietest_cpu_is_an_allowed_core():
 
 def test_adding_to_a_complete_table_reuses_it(tiny):
     _, summary = build_table(
-        device="tiny", items=tiny["items"], out=tiny["out"], protocol=QUICK, progress=False, add=True
+        device="tiny", items=tiny["items"], out=tiny["out"], protocol=QUICK, progress=False, add=True, allow_busy=True
     )
     assert summary["timed"] == 0 and summary["reused"] == len(tiny["items"])
 
@@ -171,6 +178,7 @@ def test_validate_on_a_tiny_sample(tiny, tmp_path, capsys):
             "1",
             "--out",
             str(tmp_path),
+            "--allow-busy",
             "--json",
         ]
     )
@@ -255,7 +263,30 @@ def test_measure_missing_adds_the_ops_a_table_lacks(tiny, tmp_path, capsys):
     table_path.write_text(tiny["out"].read_text())
     assert main(["latency", "predict", str(arch_file), "--device", str(table_path)]) == 2
     assert "no entry for 1 op(s)" in capsys.readouterr().err
-    assert main(["latency", "predict", str(arch_file), "--device", str(table_path), "--measure-missing", "--json"]) == 0
+    assert (
+        main(
+            [
+                "latency",
+                "predict",
+                str(arch_file),
+                "--device",
+                str(table_path),
+                "--measure-missing",
+                "--allow-busy",
+                "--json",
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert doc["measured_now"] == 1 and doc["latency_ms"] > 0
     assert len(load_table(table_path).ops) == len(load_table(tiny["out"]).ops) + 1
+
+
+def test_networks_time_end_to_end_for_the_machine_check(tiny):
+    from nas.latency import machine
+
+    table = load_table(tiny["out"])
+    archs = machine.check_networks(table, 2)
+    ms, load = machine.time_networks(archs, INTERLEAVED, passes=2)
+    assert len(ms) == 2 and all(m > 0 for m in ms) and 0 <= load["other_cpu_share"] <= 1

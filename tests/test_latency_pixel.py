@@ -11,7 +11,7 @@ import pytest
 from nas import zoo
 from nas.cli import main
 from nas.latency import arch_ops, load_table, predict
-from nas.latency.build import zoo_archs
+from nas.latency.items import zoo_archs
 from nas.latency.pixel import REFERENCE_ERA, build_pixel_model, calibration_rows, row_arch
 from nas.space import load_space, space_names
 

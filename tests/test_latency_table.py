@@ -153,3 +153,166 @@ def test_build_refuses_pixel_and_unknown_sources(capsys):
     assert rc == 2 and "estimated" in err
     rc, _, err = _cli(capsys, "latency", "build", "--device", "x", "--arch", str(Path("nope.json")))
     assert rc == 2 and "does not exist" in err
+
+
+# ---------------------------------------------------------------------------------------------- checked on load
+
+
+def _corrupt(data: dict, case: str) -> dict:
+    key = next(iter(data["ops"]))
+    if case == "inf median":
+        return {**data, "ops": {**data["ops"], key: {**data["ops"][key], "median": float("inf")}}}
+    if case == "zero median":
+        return {**data, "ops": {**data["ops"], key: {**data["ops"][key], "median": 0}}}
+    if case == "negative median":
+        return {**data, "ops": {**data["ops"], key: {**data["ops"][key], "median": -1.0}}}
+    if case == "nan correction":
+        return {**data, "correction": {"scale": float("nan"), "offset_ms": 0.0}}
+    if case == "negative correction":
+        return {**data, "correction": {"scale": -1.0, "offset_ms": 0.0}}
+    if case == "zero correction":
+        return {**data, "correction": {"scale": 0, "offset_ms": 0.0}}
+    if case == "correction out of band":
+        return {**data, "correction": {"scale": 2.955, "offset_ms": 0.397}}
+    if case == "inf offset":
+        return {**data, "correction": {"scale": 1.0, "offset_ms": float("inf")}}
+    raise AssertionError(case)
+
+
+CORRUPT = [
+    "inf median",
+    "zero median",
+    "negative median",
+    "nan correction",
+    "negative correction",
+    "zero correction",
+    "correction out of band",
+    "inf offset",
+]
+
+
+@pytest.mark.parametrize("case", CORRUPT)
+def test_insane_entries_and_corrections_are_refused_on_load(tmp_path, capsys, case):
+    path = tmp_path / "t.json"
+    # json.dumps writes inf/nan as Infinity/NaN, which Python's json reads back: the table check must refuse them
+    path.write_text(json.dumps(_corrupt(make_table().to_dict(), case)))
+    with pytest.raises(NasError):
+        load_table(path)
+    rc, out, err = _cli(capsys, "latency", "predict", "mobilenet_v2_035", "--resolution", "96", "--device", str(path))
+    assert rc == 2 and out == "" and err.startswith("nas: error: ") and err.count("\n") == 1, err
+
+
+def test_price_and_correct_are_the_tables_pricing():
+    table = make_table(correction={"scale": 1.1, "offset_ms": 0.5})
+    site = ARCH.sites()[2]
+    assert table.price(site.x, site.block) == table.ms[arch_ops(ARCH).keys[2]]
+    assert table.correct(10.0) == pytest.approx(11.5)
+    ops = arch_ops(ARCH)
+    raw = (
+        sum(table.price(s.x, s.block) for s in ARCH.sites())
+        + table.price_fixed(ops.head)
+        + table.price_fixed(ops.input)
+    )
+    assert predict(ARCH, table).latency_ms == pytest.approx(table.correct(raw))
+    from nas.arch import Conv, Shape
+    from nas.latency import MissingOp
+
+    with pytest.raises(MissingOp) as err:
+        table.price(Shape(3, 96, 96), Conv(out=999, k=3))
+    assert err.value.key.startswith("conv:3x96x96")
+
+
+def test_engine_and_threads_are_fields_read_from_the_protocol():
+    table = make_table(meta={"protocol": {"runtime": "torch", "threads": 2, "clock": "wall"}})
+    assert table.engine == "torch" and table.threads == 2
+    assert make_table(meta={}).engine is None  # imported or unknown: nothing here times it
+
+
+# ---------------------------------------------------------------------------------------------- checks in the API
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"threads": 0}, "threads"),
+        ({"rounds": 0}, "rounds"),
+        ({"runs": 0}, "runs"),
+        ({"max_repeats": 2}, "max_repeats"),
+        ({"passes": -1}, "passes"),
+        ({"runtime": "tflite"}, "runtime"),
+        ({"clock": "sundial"}, "clock"),
+        ({"threads": 2, "clock": "thread"}, "clock"),
+    ],
+)
+def test_protocol_refuses_what_the_cli_refuses(capsys, kwargs, message):
+    from nas.latency import Protocol
+
+    with pytest.raises(NasError, match=message):
+        Protocol(**kwargs)
+    flags = {
+        "threads": "--threads",
+        "rounds": "--rounds",
+        "runs": "--runs",
+        "max_repeats": "--max-repeats",
+        "passes": "--passes",
+        "clock": "--clock",
+    }
+    if "runtime" in kwargs or kwargs.get("clock") == "sundial":
+        return  # argparse's own choices refuse these on the command line
+    argv = ["latency", "build", "--device", "x", "--out", "/nonexistent-dir-nas/x.json"]
+    for name, value in kwargs.items():
+        argv += [flags[name], str(value)]
+    rc, _, err = _cli(capsys, *argv)
+    assert rc == 2 and message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("where", ["directory", "file parent", "proc", "unwritable"])
+def test_build_out_is_checked_before_any_timing(tmp_path, capsys, monkeypatch, where):
+    import os
+
+    from nas.latency import measure
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("timing started")
+
+    monkeypatch.setattr(measure, "run_worker", no_timing)
+    if where == "directory":
+        out = tmp_path
+    elif where == "file parent":
+        (tmp_path / "f").write_text("")
+        out = tmp_path / "f" / "t.json"
+    elif where == "proc":
+        out = Path("/proc/self/t.json")
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes anywhere")
+        (tmp_path / "ro").mkdir()
+        (tmp_path / "ro").chmod(0o500)
+        out = tmp_path / "ro" / "t.json"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    rc, _, err = _cli(capsys, "latency", "build", "--device", "x", "--out", str(out), "--resolution", "32")
+    assert rc == 2 and err.startswith("nas: error: ") and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing left behind
+
+
+def test_import_refuses_zero_ms_timings(tmp_path, capsys):
+    from nas.latency.exchange import MANIFEST
+
+    ops = arch_ops(ARCH)
+    keys = [*dict.fromkeys(ops.keys), ops.head, ops.input]
+    manifest = {
+        "format": MANIFEST,
+        "resolutions": [96],
+        "ops": [
+            {"id": f"op{i}", "key": k, "kind": "head" if k == ops.head else "input" if k == ops.input else "op"}
+            for i, k in enumerate(keys)
+        ],
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "results.csv").write_text(
+        "id,ms\n" + "".join(f"op{i},{0 if i == 1 else 0.5}\n" for i in range(len(keys)))
+    )
+    rc, _, err = _cli(
+        capsys, "latency", "import", str(tmp_path / "results.csv"), "--device", "p", "--out", str(tmp_path / "p.json")
+    )
+    assert rc == 2 and "positive" in err and err.count("\n") == 1 and not (tmp_path / "p.json").exists()

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from nas.cli import print_json
-from nas.errors import NasError
-
-DEFAULT_SPACE = "mobilenetv3"
+from nas.latency.items import DEFAULT_SPACE
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -41,13 +38,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="thread: CPU time of the timing thread (default with 1 thread; robust on a shared machine); "
         "wall: elapsed time (always with more threads)",
     )
-    b.add_argument("--out", help="table path (default: latency_tables/DEVICE.json)")
+    b.add_argument("--out", help="table path (default: latency_tables/DEVICE.json); checked before timing starts")
     b.add_argument("--note", help="a remark stored in the table (e.g. how quiet the machine was)")
     b.add_argument(
         "--add",
         action="store_true",
         help="keep the ops of the existing table (same runtime, protocol, host) and time only the new ones",
     )
+    _add_busy(b)
     b.add_argument("--json", action="store_true", help="print one JSON document")
     b.set_defaults(func=run_build)
 
@@ -58,18 +56,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     pr.add_argument("--device", required=True, help="cpu, pixel (pixel1), a device with a table, or a table path")
     pr.add_argument("--runtime", help="require a table of this runtime label (e.g. onnxruntime-cpu-1thread)")
     pr.add_argument("--measure-missing", action="store_true", help="time ops the table lacks here and add them")
+    _add_busy(pr)
     pr.add_argument("--json", action="store_true", help="print one JSON document")
     pr.set_defaults(func=run_predict)
 
-    v = sub.add_parser("validate", help="measure networks end to end here and compare with the table")
-    v.add_argument("--device", required=True)
+    v = sub.add_parser(
+        "validate",
+        help="measure networks end to end here and compare with the table (changes it only with --save-correction)",
+    )
+    v.add_argument("--device", required=True, help="a device with a measured table, or a table path")
     v.add_argument("--samples", type=int, default=50, help="random networks of the space (default 50)")
     v.add_argument("--space", default=DEFAULT_SPACE, help=f"space to sample (default {DEFAULT_SPACE})")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--rounds", type=int, default=3, help="separate worker processes (default 3)")
-    v.add_argument(
-        "--passes", type=int, default=30, help="interleaved passes over all networks per round (default 30)"
-    )
+    v.add_argument("--passes", type=int, default=30, help="interleaved passes over all networks per round (default 30)")
     v.add_argument("--no-zoo", action="store_true", help="leave out the zoo models the table covers")
     v.add_argument(
         "--calibration",
@@ -81,13 +81,37 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument(
         "--save-correction",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="store the fitted correction in the table, so predictions use it (default: yes)",
+        default=False,
+        help="write the fitted correction into the named table, so predictions use it (default: report only); "
+        "refused when fitted under load or with a scale outside 0.7-1.4",
     )
     v.add_argument("--cpu", type=int, help="core to pin the timing worker to")
     v.add_argument("--out", default="runs/latency-validate", help="where the plot and JSON go")
+    _add_busy(v)
     v.add_argument("--json", action="store_true", help="print one JSON document")
     v.set_defaults(func=run_validate)
+
+    c = sub.add_parser(
+        "check",
+        help="time a few networks end to end here and compare with a measured table (what the first use of a "
+        "table from another machine does; the result is cached per machine)",
+    )
+    c.add_argument("--device", required=True, help="a device with a measured table, or a table path")
+    c.add_argument("--networks", type=int, default=8, help="random networks to time (default 8, at most 10)")
+    c.add_argument("--json", action="store_true", help="print one JSON document")
+    c.set_defaults(func=run_check)
+
+    k = sub.add_parser(
+        "calibrate",
+        help="a calibrated copy of a measured table for this machine: scale and offset fitted on networks timed "
+        "here end to end (a user file; the table named is never changed)",
+    )
+    k.add_argument("--device", required=True, help="a device with a measured table, or a table path")
+    k.add_argument("--out", help="the calibrated table (default: $XDG_CACHE_HOME/nas/tables/DEVICE-calibrated.json)")
+    k.add_argument("--networks", type=int, default=10, help="random networks to time (default 10, at most 10)")
+    _add_busy(k)
+    k.add_argument("--json", action="store_true", help="print one JSON document")
+    k.set_defaults(func=run_calibrate)
 
     e = sub.add_parser("export-ops", help="write every op as a standalone ONNX model, with a manifest")
     _add_source(e)
@@ -110,6 +134,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     s.set_defaults(func=run_show)
 
 
+def _add_busy(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-busy",
+        action="store_true",
+        help="time even when other processes use much of the CPU (the result is marked as timed under load)",
+    )
+
+
 def _add_source(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--space", help=f"a search space name or YAML (default {DEFAULT_SPACE})")
@@ -119,26 +151,9 @@ def _add_source(p: argparse.ArgumentParser) -> None:
 
 
 def _items(args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    from nas.latency.build import arch_items, load_arch_file, space_items, zoo_archs
+    from nas.latency.items import source_items
 
-    if args.resolution is not None and args.resolution < 32:
-        raise NasError(f"--resolution must be at least 32, got {args.resolution}")
-    if args.arch:
-        arch = load_arch_file(args.arch)
-        if args.resolution:
-            arch = arch.replace(resolution=args.resolution)
-        return arch_items([arch]), {"arch": str(args.arch), "resolution": arch.resolution}
-    resolution = args.resolution or 224
-    if args.zoo:
-        return arch_items(zoo_archs(resolution)), {"zoo": True, "resolution": resolution}
-    space = args.space or DEFAULT_SPACE
-    return space_items(space, resolution), {"space": space, "resolution": resolution}
-
-
-def _device_name(name: str) -> str:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
-        raise NasError(f"--device: {name!r} is not a device name (letters, digits, _ . -)")
-    return name
+    return source_items(space=args.space, zoo=args.zoo, arch=args.arch, resolution=args.resolution)
 
 
 def _progress() -> bool:
@@ -146,41 +161,35 @@ def _progress() -> bool:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from nas.latency.build import build_table
+    from nas.latency.build import build_table, buildable_device
+    from nas.latency.files import check_out_path
     from nas.latency.measure import Protocol
-    from nas.latency.table import canonical_device, device_table_path
+    from nas.latency.table import device_table_path
 
-    device = canonical_device(_device_name(args.device))
-    if device == "pixel1":
-        raise NasError(
-            "pixel1 is an estimated table (nothing here runs on a Pixel): time ops on the phone with "
-            "`nas latency export-ops` and `nas latency import`, or refit it with `python -m nas.latency.pixel`"
-        )
-    if args.threads < 1 or args.rounds < 1 or args.runs < 1 or args.max_repeats < 3 or args.passes < 0:
-        raise NasError(
-            "--threads, --rounds and --runs must be at least 1, --max-repeats at least 3, --passes at least 0"
-        )
-    items, source = _items(args)
-    out = Path(args.out) if args.out else device_table_path(device)
-    clock = args.clock or ("thread" if args.threads == 1 else "wall")
-    if clock == "thread" and args.threads > 1:
-        raise NasError("--clock thread times the calling thread only; with --threads > 1 use --clock wall")
+    device = buildable_device(args.device)
     protocol = Protocol(
-        rounds=args.rounds, runs=args.runs, max_repeats=args.max_repeats, clock=clock, passes=args.passes
+        runtime=args.runtime,
+        threads=args.threads,
+        rounds=args.rounds,
+        runs=args.runs,
+        max_repeats=args.max_repeats,
+        clock=args.clock or "",
+        passes=args.passes,
     )
+    out = check_out_path(Path(args.out) if args.out else device_table_path(device))
+    items, source = _items(args)
     start = time.monotonic()
     table, summary = build_table(
         device=device,
         items=items,
         out=out,
-        runtime=args.runtime,
-        threads=args.threads,
         protocol=protocol,
         source=source,
         cpu=args.cpu,
         note=args.note,
         add=args.add,
         progress=_progress() and not args.json,
+        allow_busy=args.allow_busy,
     )
     summary["device"] = device
     summary["runtime"] = table.runtime
@@ -190,18 +199,21 @@ def run_build(args: argparse.Namespace) -> int:
     if args.json:
         print_json(summary)
     else:
+        load = summary["load"]
         print(
             f"{out}: {device} {table.runtime} (measured), {len(table.ops)} ops + {len(table.fixed)} fixed; "
             f"timed {summary['timed']} now, reused {summary['reused']}; wall {summary['wall_s']:.0f} s "
-            f"({summary['total_wall_s']:.0f} s over all resumed runs)"
+            f"({summary['total_wall_s']:.0f} s over all resumed runs); other processes used "
+            f"{load['other_cpu_share']:.0%} of the CPU meanwhile"
+            + (" — TIMED UNDER LOAD (--allow-busy)" if load["timed_under_load"] else "")
         )
     return 0
 
 
-def _load(device: str, runtime: str | None = None):  # -> LatencyTable
+def _load(device: str, runtime: str | None = None, machine_check: bool = True):  # -> LatencyTable
     from nas.latency.table import load_table
 
-    return load_table(device, runtime=runtime)
+    return load_table(device, runtime=runtime, machine_check=machine_check)
 
 
 def _kind_note(table) -> str:
@@ -218,7 +230,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.measure_missing:
         from nas.latency.build import measure_missing
 
-        measured_now = measure_missing(arch, table, progress=_progress())
+        measured_now = measure_missing(arch, table, progress=_progress(), allow_busy=args.allow_busy)
     pred = predict(arch, table)
     if args.json:
         print_json(
@@ -229,6 +241,7 @@ def run_predict(args: argparse.Namespace) -> int:
                 "table": table.where,
                 "measured_now": measured_now,
                 "corrected": table.correction is not None,
+                "calibrated": table.calibration is not None,
             }
         )
         return 0
@@ -236,9 +249,10 @@ def run_predict(args: argparse.Namespace) -> int:
         f"{arch.name or args.source} at {arch.resolution}: {pred.latency_ms:.2f} ms on {table.device} "
         f"({table.runtime}){_kind_note(table)}"
     )
-    if table.correction:
-        c = table.correction
-        print(f"  sum of ops {pred.raw_ms:.2f} ms, corrected ×{c['scale']:.4f} + {c['offset_ms']:.3f} ms")
+    for name in ("correction", "calibration"):
+        c = getattr(table, name)
+        if c:
+            print(f"  sum of ops {pred.raw_ms:.2f} ms; {name} ×{c['scale']:.4f} + {c['offset_ms']:.3f} ms")
     for block in pred.blocks:
         print(f"  {block.path:18s} {block.ms:8.3f} ms  {block.key}")
     return 0
@@ -247,13 +261,7 @@ def run_predict(args: argparse.Namespace) -> int:
 def run_validate(args: argparse.Namespace) -> int:
     from nas.latency.validate import validate
 
-    if args.samples < 2:
-        raise NasError("--samples must be at least 2")
-    if not 0 <= args.calibration < 1:
-        raise NasError("--calibration must be in [0, 1)")
-    if args.rounds < 1 or args.passes < 1:
-        raise NasError("--rounds and --passes must be at least 1")
-    table = _load(args.device)
+    table = _load(args.device, machine_check=False)
     result = validate(
         table,
         space=args.space,
@@ -268,16 +276,19 @@ def run_validate(args: argparse.Namespace) -> int:
         out_dir=Path(args.out),
         cpu=args.cpu,
         progress=_progress() and not args.json,
+        allow_busy=args.allow_busy,
     )
     if args.json:
         print_json(result)
         return 0
+    load = result["load"]
     print(
         f"validate {table.device} ({table.runtime}, {table.kind}) at {result['resolution']}: "
         f"{result['random_networks']} random {result['space']} networks + {len(result['zoo_networks'])} zoo, "
-        f"{result['rounds']} rounds, wall {result['wall_s']:.0f} s"
+        f"{result['rounds']} rounds, wall {result['wall_s']:.0f} s; other processes used "
+        f"{load['other_cpu_share']:.0%} of the CPU" + (" — TIMED UNDER LOAD" if load["timed_under_load"] else "")
     )
-    for name in ("raw", "raw_holdout", "corrected_holdout"):
+    for name in ("raw", "as_predicted", "raw_holdout", "corrected_holdout"):
         if name in result:
             m = result[name]
             print(
@@ -287,10 +298,56 @@ def run_validate(args: argparse.Namespace) -> int:
             )
     if "correction" in result:
         c = result["correction"]
-        saved = f", saved to {result['correction_saved_to']}" if "correction_saved_to" in result else ""
-        print(f"  correction: ×{c['scale']:.4f} + {c['offset_ms']:.3f} ms (fitted on {c['fitted_on']}){saved}")
+        print(f"  correction fitted: ×{c['scale']:.4f} + {c['offset_ms']:.3f} ms (on {c['fitted_on']} networks)")
+    if "correction_saved" in result:
+        saved = result["correction_saved"]
+        before = saved["before"]
+        was = f"×{before['scale']:.4f} + {before['offset_ms']:.3f} ms" if before else "none"
+        print(f"  changed {saved['path']}: correction {was} → ×{c['scale']:.4f} + {c['offset_ms']:.3f} ms")
+    else:
+        print(f"  {table.where} unchanged (--save-correction writes the correction into it)")
     print("  worst: " + "; ".join(f"{w['name']} {w['error']:+.1%}" for w in result["worst"]))
     print(f"  plot: {result.get('plot')}")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from nas.latency.machine import advice, check_result
+
+    table = _load(args.device, machine_check=False)
+    result = check_result(table, networks=args.networks)
+    if args.json:
+        print_json(result)
+        return 0
+    verdict = "OFF" if result["off"] else "fine"
+    print(
+        f"{table.where} on this machine: {result['networks']} networks run ×{result['median_ratio']:.3f} the "
+        f"predicted time; MAPE {result['mape']:.1%}, ±10% {result['within_10pct']:.0%}, "
+        f"τ {result['kendall_tau']:.3f} — {verdict}; other processes used "
+        f"{result['load']['other_cpu_share']:.0%} of the CPU"
+    )
+    if result["off"]:
+        print(f"  {advice(table)}")
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from nas.latency.machine import calibrate
+
+    table = _load(args.device, machine_check=False)
+    calibrated, out = calibrate(
+        table, out=Path(args.out) if args.out else None, networks=args.networks, allow_busy=args.allow_busy
+    )
+    cal = calibrated.calibration
+    assert cal is not None
+    if args.json:
+        print_json({"table": str(out), "calibration": cal})
+        return 0
+    print(
+        f"{out}: {table.where} calibrated for this machine: ×{cal['scale']:.4f} + {cal['offset_ms']:.3f} ms "
+        f"({cal['method']}, {cal['networks']} networks; fitted MAPE {cal['mape_after_fit']:.1%}, "
+        f"τ {cal['kendall_tau']:.3f}); use it with --device {out}"
+    )
     return 0
 
 
@@ -308,13 +365,14 @@ def run_export_ops(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     from nas.latency.exchange import import_results
-    from nas.latency.table import canonical_device, device_table_path
+    from nas.latency.files import check_out_path
+    from nas.latency.table import device_name, device_table_path
 
-    device = canonical_device(_device_name(args.device))
+    device = device_name(args.device)
+    out = check_out_path(Path(args.out) if args.out else device_table_path(device))
     results = Path(args.results)
     manifest = Path(args.manifest) if args.manifest else results.parent / "manifest.json"
     table = import_results(results, manifest, device=device, runtime=args.runtime)
-    out = Path(args.out) if args.out else device_table_path(device)
     table.save(out)
     if args.json:
         print_json(
@@ -334,7 +392,9 @@ def run_import(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    table = _load(args.device)
+    from nas.latency.machine import fingerprint, table_fingerprint
+
+    table = _load(args.device, machine_check=False)
     doc = {
         "table": table.where,
         "device": table.device,
@@ -347,11 +407,17 @@ def run_show(args: argparse.Namespace) -> int:
         "host": table.meta.get("host"),
         "protocol": table.meta.get("protocol"),
         "correction": table.correction,
+        "calibration": table.calibration,
+        "load": table.meta.get("load"),
         "note": table.meta.get("note"),
     }
+    if table.engine:
+        theirs = table_fingerprint(table)
+        doc["this_machine"] = theirs == fingerprint(table.engine) if theirs else None
     if table.model:
         doc["model"] = {k: table.model[k] for k in ("coef", "era", "era_factors", "fit_mape") if k in table.model}
         doc["model"]["cv_pooled_mape"] = table.model["cross_validation"]["pooled_mape"]
+        doc["model"]["mnasnet_grid_mape"] = (table.model.get("mnasnet_grid") or {}).get("mape")
     if args.json:
         print_json(doc)
         return 0

@@ -64,13 +64,14 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return data
 
 
-def _number(value: str, where: str) -> float:
+def _number(value: str, where: str, positive: bool = True) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise NasError(f"{where}: not a number: {value!r}") from None
-    if not math.isfinite(number) or number < 0:
-        raise NasError(f"{where}: a latency must be a finite non-negative number, got {value!r}")
+    if not math.isfinite(number) or number < 0 or (positive and number == 0):
+        kind = "positive" if positive else "non-negative"
+        raise NasError(f"{where}: a latency must be a finite {kind} number of ms, got {value!r}")
     return number
 
 
@@ -105,7 +106,7 @@ def import_results(
                     summaries[op["key"]] = {
                         "median": median,
                         "mean": _number(row.get("mean_ms") or median, f"{where} mean_ms"),
-                        "std": _number(row.get("std_ms") or 0, f"{where} std_ms"),
+                        "std": _number(row.get("std_ms") or 0, f"{where} std_ms", positive=False),
                         "min": _number(row.get("min_ms") or median, f"{where} min_ms"),
                         "count": int(_number(row.get("count") or 1, f"{where} count")),
                     }

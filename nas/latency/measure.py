@@ -5,19 +5,21 @@ Protocol (the reasons are in shared/notes/latency-measurement.md and docs/latenc
 - a worker process is pinned to one core, has MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ set before Python
   starts (page faults on large tensors otherwise dominate), and spins a throwaway warm-up before timing;
 - before every timed run an 8 MB buffer is written, evicting the op's weights and activations from L2 as a
-  network running around it would (a warm-cache op alone is ~10% faster than inside a network);
+  network running around it would (a warm-cache op alone runs faster than inside a network: docs/latency.md);
 - `warmup` untimed runs, then (default) `passes` interleaved passes over all the worker's items, `runs` timed
   runs of each per pass, so that the machine's slow drifts hit every item alike; with `passes=0`, one item after
   the other, repeats of `runs` runs until the repeat medians agree to `tolerance` or `max_repeats`; a build
   does that in `rounds` separate workers in shuffled order;
 - with one intra-op thread both runtimes compute in the calling thread, so the clock is that thread's CPU time
-  (`clock="thread"`): on a shared machine another process on the same core doubles the wall time of a run
-  (measured here: 8.3 ms wall, 4.25 ms CPU for the same network) but not its CPU time. With more threads the
-  clock is the wall clock.
+  (`clock="thread"`): another process sharing the core stretches the wall time of a run but not its CPU time
+  (figures in docs/latency.md). With more threads the clock is the wall clock;
+- while a worker times, the share of the machine's CPU time that other processes use is sampled (`Load`): past
+  a threshold the timing is refused unless the caller allows a busy machine, and the figure is recorded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -30,12 +32,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.errors import NasError
+
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "67108864", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
 OPSET = 17
 
 
+RUNTIMES = ("onnxruntime", "torch")
+CLOCKS = ("thread", "wall")
+
+
 @dataclass(frozen=True)
 class Protocol:
+    """How ops and networks are timed here. Every limit is checked on construction, so the API refuses the
+    same values the CLI does."""
+
     warmup: int = 10
     runs: int = 10  # timed runs per repeat
     min_repeats: int = 3
@@ -46,8 +57,36 @@ class Protocol:
     graph_optimization: str = "ORT_ENABLE_ALL"
     batch: int = 1
     warmup_s: float = 0.5  # throwaway work at the start of each worker process
-    clock: str = "thread"  # "thread": CPU time of the timing thread (one intra-op thread); "wall": elapsed
+    clock: str = ""  # "thread": CPU time of the timing thread (one intra-op thread); "wall": elapsed; "": by threads
     passes: int = 15  # >0: a worker times its items in this many interleaved passes of `runs` runs each; 0: one by one
+    runtime: str = "onnxruntime"
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIMES:
+            raise NasError(f"runtime must be one of {', '.join(RUNTIMES)}; got {self.runtime!r}")
+        for name, low in (("threads", 1), ("rounds", 1), ("runs", 1), ("max_repeats", 3), ("min_repeats", 1),
+                          ("passes", 0), ("warmup", 0), ("batch", 1), ("evict_bytes", 0)):  # fmt: skip
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise NasError(f"{name} must be an integer of at least {low}, got {value!r}")
+        if self.min_repeats > self.max_repeats:
+            raise NasError(f"min_repeats ({self.min_repeats}) must not exceed max_repeats ({self.max_repeats})")
+        if not self.clock:
+            object.__setattr__(self, "clock", "thread" if self.threads == 1 else "wall")
+        if self.clock not in CLOCKS:
+            raise NasError(f"clock must be one of {', '.join(CLOCKS)}; got {self.clock!r}")
+        if self.clock == "thread" and self.threads > 1:
+            raise NasError("clock 'thread' times the calling thread only; with more than 1 thread use clock 'wall'")
+        if not (isinstance(self.tolerance, int | float) and 0 < self.tolerance < 1):
+            raise NasError(f"tolerance must be in (0, 1), got {self.tolerance!r}")
+
+    @property
+    def label(self) -> str:
+        """The runtime label tables carry: `onnxruntime-cpu-1thread`, `torch-eager-2threads`."""
+        unit = "thread" if self.threads == 1 else "threads"
+        engine = "onnxruntime-cpu" if self.runtime == "onnxruntime" else "torch-eager"
+        return f"{engine}-{self.threads}{unit}"
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "statistic": "median of all timed runs", "rmin": "minimum of repeat medians"}
@@ -93,7 +132,7 @@ def item_module(item: dict[str, Any]):  # -> tuple[nn.Module, tuple[int, int, in
 
 
 def onnx_bytes(module, shape: tuple[int, ...]) -> bytes:
-    """The module as an ONNX model (legacy exporter: ~20 ms a block; BatchNorm folded on export)."""
+    """The module as an ONNX model (legacy exporter; BatchNorm folded on export)."""
     import torch
 
     buf = io.BytesIO()
@@ -336,8 +375,6 @@ def worker_env() -> dict[str, str]:
 def run_worker(
     items: list[dict[str, Any]],
     *,
-    runtime: str,
-    threads: int,
     protocol: Protocol,
     workdir: Path,
     cpu: int | None = None,
@@ -354,8 +391,8 @@ def run_worker(
     write_json(
         request,
         {
-            "runtime": runtime,
-            "threads": threads,
+            "runtime": protocol.runtime,
+            "threads": protocol.threads,
             "protocol": asdict(protocol),
             "items": items,
             "cpu": cpu,
@@ -389,6 +426,206 @@ def run_worker(
     if seen < expected and proc.returncode:
         tail = err.strip().splitlines()[-1:] or ["no message"]
         raise RuntimeError(f"latency worker exited with {proc.returncode} after {seen}/{len(items)} items: {tail[0]}")
+
+
+# ------------------------------------------------------------------------------------------ machine load
+
+# Other processes may use at most this share of the machine's CPU time while timing (see docs/latency.md for
+# the measurements behind it); past it `time_items` refuses unless the caller allows a busy machine.
+BUSY_SHARE = 0.35
+
+
+@dataclass
+class Load:
+    """How busy the machine was while timing: the share of all cores' time other processes used, and the mean
+    number of runnable processes besides the timing worker."""
+
+    other_share: float = 0.0
+    other_runnable: float = 0.0
+    seconds: float = 0.0
+
+    def add(self, other: Load) -> Load:
+        total = self.seconds + other.seconds
+        if total <= 0:
+            return Load()
+        w1, w2 = self.seconds / total, other.seconds / total
+        return Load(
+            round(self.other_share * w1 + other.other_share * w2, 4),
+            round(self.other_runnable * w1 + other.other_runnable * w2, 3),
+            round(total, 1),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"other_cpu_share": self.other_share, "other_runnable": self.other_runnable, "seconds": self.seconds}
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies over all cores from /proc/stat, None where there is none."""
+    try:
+        first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    values = [int(v) for v in first[1:9]]
+    return sum(values) - values[3] - values[4], sum(values)
+
+
+def _procs_running() -> int | None:
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("procs_running"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class LoadMeter:
+    """Samples the machine while a timing worker runs: other processes' CPU share (all CPU time spent minus ours
+    and our waited-for children's) and runnable processes (from /proc/stat). A context manager."""
+
+    def __init__(self, interval_s: float = 0.25):
+        self.interval_s = interval_s
+        self.load = Load()
+
+    def __enter__(self) -> LoadMeter:
+        import resource
+        import threading
+
+        self._t0 = time.monotonic()
+        self._cpu0 = _cpu_times()
+        self._own0 = _own_cpu_s(resource)
+        self._runnable: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            n = _procs_running()
+            if n is not None:
+                self._runnable.append(n)
+
+    def __exit__(self, *exc: Any) -> None:
+        import resource
+
+        self._stop.set()
+        self._thread.join()
+        cpu1 = _cpu_times()
+        seconds = time.monotonic() - self._t0
+        if self._cpu0 is None or cpu1 is None or cpu1[1] <= self._cpu0[1]:
+            self.load = Load(seconds=round(seconds, 1))
+            return
+        tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        busy = (cpu1[0] - self._cpu0[0]) / tick
+        total = (cpu1[1] - self._cpu0[1]) / tick
+        ours = _own_cpu_s(resource) - self._own0
+        share = max(0.0, busy - ours) / total
+        # the worker is runnable while it times, and so is the sampling thread when it reads
+        runnable = max(0.0, sum(self._runnable) / len(self._runnable) - 2) if self._runnable else 0.0
+        self.load = Load(round(min(share, 1.0), 4), round(runnable, 3), round(seconds, 1))
+
+
+def _own_cpu_s(resource: Any) -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def busy_error(load: Load, what: str, threshold: float = BUSY_SHARE) -> NasError:
+    return NasError(
+        f"the machine is busy: other processes used {load.other_share:.0%} of its CPU time while {what} "
+        f"(limit {threshold:.0%}, {load.other_runnable:.1f} other runnable); rerun when it is quiet, "
+        f"or pass --allow-busy to keep figures timed under load"
+    )
+
+
+# ------------------------------------------------------------------------------------------ timing API
+
+
+@dataclass
+class Timed:
+    """What `time_items` measured: per item id, its runs grouped by pass (interleaved) or by repeat
+    (`passes=0`); the ids that failed, with why; the machine's load meanwhile."""
+
+    runs: dict[Any, list[list[float]]]
+    errors: dict[Any, str]
+    load: Load
+
+
+def time_items(
+    items: list[dict[str, Any]],
+    protocol: Protocol,
+    *,
+    workdir: Path,
+    passes: int | None = None,
+    seed: int = 0,
+    cpu: int | None = None,
+    on_progress: Callable[[float], None] | None = None,
+    allow_busy: bool = False,
+    busy_share: float = BUSY_SHARE,
+    what: str = "timing",
+) -> Timed:
+    """Time `items` (each with an "id") in one worker process, with the protocol's runtime and clock: in
+    `passes` interleaved passes (default `protocol.passes`), or one item after the other when that is 0.
+    `on_progress(n)` is called with the items' worth of work done since the last call. A machine busier than
+    `busy_share` raises NasError unless `allow_busy`."""
+    passes = protocol.passes if passes is None else passes
+    ids = {str(item["id"]): item["id"] for item in items}  # JSON from the worker turns every id into a string
+    runs: dict[Any, list[list[float]]] = {}
+    errors: dict[Any, str] = {}
+    interleave = {"passes": passes, "seed": seed} if passes else None
+    with LoadMeter() as meter:
+        for msg in run_worker(
+            items, protocol=protocol, workdir=workdir, cpu=cpu, onnx_cache=workdir / "onnx", interleave=interleave
+        ):
+            if interleave:
+                if "pass" not in msg:
+                    continue
+                for key, samples in msg["samples"].items():
+                    runs.setdefault(ids[key], []).append(samples)
+                if on_progress:
+                    on_progress(len(items) / passes)
+            elif "error" in msg:
+                errors[ids[str(msg["id"])]] = msg["error"]
+            else:
+                runs[ids[str(msg["id"])]] = msg["repeats"]
+                if on_progress:
+                    on_progress(1)
+    if interleave and (len(runs) != len(items) or any(len(v) != passes for v in runs.values())):
+        raise RuntimeError(f"interleaved worker returned {len(runs)}/{len(items)} items")
+    if meter.load.other_share > busy_share and not allow_busy:
+        raise busy_error(meter.load, what, busy_share)
+    return Timed(runs, errors, meter.load)
+
+
+@contextlib.contextmanager
+def progress_bar(
+    label: str, total: float, enabled: bool = True, completed: float = 0
+) -> Iterator[Callable[[float], None]]:
+    """A rich progress bar on stderr (elapsed, time left); yields the `on_progress` callback of `time_items`."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn(f"[bold]{label}[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not enabled,
+    )
+    with bar:
+        task = bar.add_task("", total=total, completed=completed)
+        yield lambda n: bar.advance(task, n)
 
 
 if __name__ == "__main__":

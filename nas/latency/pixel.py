@@ -1,28 +1,15 @@
-"""The estimated Pixel 1 table: a small per-op cost model fitted to published whole-network latencies.
+"""The estimated Pixel 1 table: the cost model of nas/latency/costmodel.py fitted to published whole-network
+latencies.
 
-Nothing here runs on a Pixel, so `--device pixel1` prices each op from what it computes and moves, with a few
-coefficients fitted to the published TFLite float latencies of MobileNetV2 (a width × resolution grid) and
-MobileNetV3 (nas/latency/pixel1_calibration.csv, sources in the file):
-
-    ms(op) = a·dense_MMACs + b·depthwise_MMACs + c·elementwise_Melems + d·conv_out_Melems + e·layers + f·Mweights
-    ms(network) = Σ ms(op) + head + g          (g: the per-inference cost, the table's `input` entry)
-
-- dense MACs: convolutions with more than one input channel per group, and fully connected layers;
-- depthwise MACs: convolutions with one input channel per group;
-- elementwise: output elements of ops TFLite does not fuse into a convolution (hard-swish, swish, sigmoid
-  gates, residual adds, SE scaling, pooling, concatenation, channel shuffles); ReLU/ReLU6 and BatchNorm fold away;
-- conv_out: output elements of convolutions (activation memory traffic);
-- layers: convolutions plus unfused elementwise ops (per-op dispatch cost);
-- weights: conv and dense weights (millions), read once per inference (what dominates at low resolution).
-
-The features are counted while the op's torch module runs once on zeros (every aten op it dispatches), so
-the model prices every block type of the spec at any resolution. Counting costs ~10–20 ms an op, so the table
-file carries the estimates of the default space and the zoo at 224 (`ops`, `count` 0: not measured); any other
-op is priced from the stored coefficients on first use and remembered for the process. Coefficients are
-non-negative least squares on relative error. The published figures come from two harness eras (the 2018
-MobileNetV2 grid; the faster 2019 MobileNetV3 TFLite): a per-era factor ties them, and the table speaks for
-the 2018 era, the one of MnasNet's 75–80 ms targets. Regenerate with `python -m nas.latency.pixel` (writes
-latency_tables/pixel1.json and prints the cross-validation and the check on other families).
+Nothing here runs on a Pixel, so `--device pixel1` prices each op from its primitive layers (counted from the
+shape and block, no torch run), with a few coefficients fitted to the published TFLite float latencies of
+MobileNetV2 (a width × resolution grid) and MobileNetV3 (nas/latency/pixel1_calibration.csv, sources in the
+file). Coefficients are non-negative least squares on relative error; the depthwise roofline ridge is the one of
+a small grid that fits best. The published figures come from two harness eras (the 2018 MobileNetV2 grid; the
+faster 2019 MobileNetV3 TFLite): a per-era factor ties them, and the table speaks for the 2018 era, the one of
+MnasNet's 75–80 ms targets. Two sets of published figures are never fitted, only checked: other families
+(pixel1_holdout.csv) and MnasNet-A1's width × resolution grid (pixel1_mnasnet_grid.csv), reported by width.
+Regenerate with `python -m nas.latency.pixel` (writes latency_tables/pixel1.json and prints every figure).
 """
 
 from __future__ import annotations
@@ -40,134 +27,33 @@ from typing import Any
 import numpy as np
 
 from nas.arch import Arch, Block, Shape
+from nas.latency.costmodel import FEATURES, MODEL_FORMAT, features, head_layers, layers, make_estimator
+from nas.latency.keys import head_arch, head_key
+from nas.latency.table import LatencyTable
 
 CALIBRATION = Path(__file__).with_name("pixel1_calibration.csv")
 HOLDOUT = Path(__file__).with_name("pixel1_holdout.csv")  # other families, never fitted: an outside check
-MODEL_FORMAT = "nas.pixel1-cost/1"
-FEATURES = ("dense_mmacs", "dw_mmacs", "elementwise_melems", "conv_out_melems", "layers", "weights_m")
+MNASNET_GRID = Path(__file__).with_name("pixel1_mnasnet_grid.csv")  # never fitted: the width check
 REFERENCE_ERA = "2018-mnv2"
 ERAS = ("2018-mnv2", "2019-mnv3")
-
-# aten ops that TFLite fuses into the preceding convolution or folds away (free), and pure views (free).
-_FREE = {
-    "relu",
-    "relu_",
-    "hardtanh",
-    "hardtanh_",
-    "clamp",
-    "clamp_",
-    "_native_batch_norm_legit_no_training",
-    "native_batch_norm",
-    "batch_norm",
-    "empty",
-    "view",
-    "_unsafe_view",
-    "t",
-    "transpose",
-    "permute",
-    "unsqueeze",
-    "squeeze",
-    "expand",
-    "reshape",
-    "flatten",
-    "detach",
-    "alias",
-    "dropout",
-    "identity",
-    "clone_view",
-    "_to_copy",
-    "lift_fresh",
-    "zeros",
-    "ones",
-    "randn",
-    "empty_like",
-    "full",
-    "split",
-    "split_with_sizes",
-    "slice",
-    "select",
-    "chunk",
-    "unbind",
-    "narrow",
-    "as_strided",
-}
+RIDGES = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)  # depthwise roofline ridge candidates, MACs per byte
+WIDTH_BUCKETS = ((0.0, 0.45), (0.45, 0.6), (0.6, 0.9), (0.9, 1.2), (1.2, 9.0))
 
 
-def _features_of(module: Any, shape: tuple[int, int, int]) -> np.ndarray:
-    """Feature vector of one module's forward pass on a 1×C×H×W input of zeros."""
-    import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    acc = np.zeros(len(FEATURES))
-
-    class Count(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
-            out = func(*args, **(kwargs or {}))
-            name = func.overloadpacket.__name__
-            if name == "convolution":
-                w, groups = args[1], args[8]
-                macs = out.numel() * w.shape[1] * w.shape[2] * w.shape[3]
-                acc[1 if w.shape[1] == 1 and groups > 1 else 0] += macs / 1e6
-                acc[3] += out.numel() / 1e6
-                acc[4] += 1
-                acc[5] += w.numel() / 1e6
-            elif name in ("addmm", "mm", "linear", "matmul", "bmm"):
-                w = args[-1] if name != "addmm" else args[2]
-                acc[0] += w.shape[0] * w.shape[1] / 1e6
-                acc[4] += 1
-                acc[5] += w.numel() / 1e6
-            elif name not in _FREE and isinstance(out, torch.Tensor) and out.dim() >= 2:
-                acc[2] += out.numel() / 1e6
-                acc[4] += 1
-            return out
-
-    with torch.no_grad(), Count():
-        module(torch.zeros(1, *shape))
-    return acc
-
-
-def block_features(x: Shape, block: Block) -> np.ndarray:
-
-    from nas.model import build_block
-
-    module = build_block(block, x.c).eval()
-    return _features_of(module, (x.c, x.h, x.w))
-
-
-def head_features(arch: Arch) -> np.ndarray:
-    """Features of the part after the last block (pool, hidden layers, classifier)."""
-
-    from nas.latency.keys import head_arch, head_key
-    from nas.model import build
-
-    head = head_arch(head_key(arch))
-    module = build(head).eval()
-    return _features_of(module, (head.in_channels, head.resolution, head.resolution))
-
-
-def arch_features(arch: Arch) -> np.ndarray:
-    total = head_features(arch)
+def arch_layers(arch: Arch) -> list:
+    """Every primitive layer of a network: its blocks, then its head op."""
+    rows = []
     for site in arch.sites():
-        total = total + block_features(site.x, site.block)
-    return total
+        rows += layers(site.x, site.block)
+    return rows + head_layers(head_arch(head_key(arch)))
 
 
-def make_estimator(model: dict[str, Any]) -> Callable[[Shape | None, Block | None, Arch | None, str], float]:
-    """ms of one op under a stored cost model: (x, block) for a block, arch for its head, key `input:` for g."""
-    if model.get("format") != MODEL_FORMAT:
-        from nas.errors import NasError
+def block_features(x: Shape, block: Block, ridge: float) -> np.ndarray:
+    return np.array(features(layers(x, block), ridge))
 
-        raise NasError(f"cost model format {model.get('format')!r} is not {MODEL_FORMAT!r}")
-    coef = np.array([float(model["coef"][name]) for name in FEATURES])
-    per_network = float(model["coef"]["network_ms"])
 
-    def estimate(x: Shape | None, block: Block | None, arch: Arch | None, key: str) -> float:
-        if key.startswith("input:"):
-            return per_network
-        feats = block_features(x, block) if block is not None else head_features(arch)  # type: ignore[arg-type]
-        return float(feats @ coef)
-
-    return estimate
+def arch_features(arch: Arch, ridge: float) -> np.ndarray:
+    return np.array(features(arch_layers(arch), ridge))
 
 
 # ------------------------------------------------------------------------------------------ calibration & fit
@@ -179,14 +65,15 @@ def calibration_rows(path: Path = CALIBRATION) -> list[dict[str, str]]:
 
 
 def row_arch(row: dict[str, str]) -> Arch | None:
-    """The spec a published row timed, or None when the zoo lacks its family."""
+    """The spec a published row timed (the zoo family's own width rule), or None when the zoo lacks its family."""
     from nas import zoo
     from nas.errors import NasError
 
     try:
-        arch = zoo.get(row["zoo"], width=float(row["width"]), resolution=int(row["input_res"]))
+        family = zoo.resolve(row["zoo"]).family
     except NasError:
         return None
+    arch = family.make(float(row["width"]), int(row["input_res"]), 1000)
     if row["variant_of"] == "minimalistic":
         arch = minimalistic(arch)
     return arch
@@ -240,9 +127,9 @@ def nnls(a: np.ndarray, b: np.ndarray, iters: int = 200) -> np.ndarray:
     return x
 
 
-def fit(features: np.ndarray, latency: np.ndarray, eras: list[str]) -> dict[str, Any]:
+def fit(feats: np.ndarray, latency: np.ndarray, eras: list[str]) -> dict[str, Any]:
     """Coefficients (per FEATURES, then network_ms) and the later era's factor, on relative squared error."""
-    design = np.hstack([features, np.ones((len(latency), 1))])
+    design = np.hstack([feats, np.ones((len(latency), 1))])
     later = np.array([e != REFERENCE_ERA for e in eras])
     best: tuple[float, np.ndarray, float] | None = None
     factors = np.arange(0.60, 1.2001, 0.0025) if later.any() else np.array([1.0])
@@ -254,7 +141,7 @@ def fit(features: np.ndarray, latency: np.ndarray, eras: list[str]) -> dict[str,
         if best is None or loss < best[0]:
             best = (loss, theta, float(factor))
     assert best is not None
-    _, theta, factor = best
+    loss, theta, factor = best
     return {
         "coef": {
             **{n: float(v) for n, v in zip(FEATURES, theta[:-1], strict=True)},
@@ -264,6 +151,7 @@ def fit(features: np.ndarray, latency: np.ndarray, eras: list[str]) -> dict[str,
             REFERENCE_ERA: 1.0,
             **({e: factor for e in ERAS if e != REFERENCE_ERA} if later.any() else {}),
         },
+        "loss": loss,
     }
 
 
@@ -274,7 +162,8 @@ def predict_row(params: dict[str, Any], feats: np.ndarray, era: str) -> float:
 
 def cross_validate(rows: list[dict[str, Any]], feats: np.ndarray) -> dict[str, Any]:
     """Grouped cross-validation: leave one width of MobileNetV2, one resolution of its grid, one MobileNetV3
-    family (Large, Small: with their minimalistic variants) out; fit on the rest, predict the held-out rows."""
+    family (Large, Small: with their minimalistic variants), one family of all (MobileNetV2 too) out; fit on the
+    rest, predict the held-out rows."""
     latency = np.array([float(r["latency_ms"]) for r in rows])
     eras = [r["harness"] for r in rows]
 
@@ -289,28 +178,8 @@ def cross_validate(rows: list[dict[str, Any]], feats: np.ndarray) -> dict[str, A
             for i in np.flatnonzero(held):
                 if eras[i] not in params["era_factors"]:
                     continue
-                pred = predict_row(params, feats[i], eras[i])
-                errors.append(
-                    {
-                        "held_out": g,
-                        "model": rows[i]["model"],
-                        "variant": rows[i]["variant"],
-                        "resolution": int(rows[i]["input_res"]),
-                        "harness": eras[i],
-                        "published_ms": latency[i],
-                        "predicted_ms": round(pred, 2),
-                        "error": round(pred / latency[i] - 1, 4),
-                    }
-                )
-        abs_err = [abs(e["error"]) for e in errors]
-        return {
-            "scheme": name,
-            "groups": groups,
-            "n": len(errors),
-            "mape": round(float(np.mean(abs_err)), 4) if errors else None,
-            "max_abs_error": round(float(np.max(abs_err)), 4) if errors else None,
-            "rows": errors,
-        }
+                errors.append(_error_row(rows[i], predict_row(params, feats[i], eras[i]), held_out=g))
+        return {"scheme": name, "groups": groups, **_summary(errors), "rows": errors}
 
     mnv2 = lambda r: r["width"] if r["zoo"] == "mobilenet_v2" else None  # noqa: E731
     res = lambda r: r["input_res"] if r["zoo"] == "mobilenet_v2" and r["harness"] == REFERENCE_ERA else None  # noqa: E731
@@ -319,23 +188,84 @@ def cross_validate(rows: list[dict[str, Any]], feats: np.ndarray) -> dict[str, A
     if any(fam(r) for r in rows):
         schemes.append(group_cv("leave one MobileNetV3 family out", fam))
     pooled = [abs(e["error"]) for s in schemes for e in s["rows"]]
-    return {"schemes": schemes, "pooled_mape": round(float(np.mean(pooled)), 4) if pooled else None}
+    lofo = group_cv("leave one family out (MobileNetV2 too)", lambda r: r["zoo"])
+    return {
+        "schemes": schemes,
+        "pooled_mape": round(float(np.mean(pooled)), 4) if pooled else None,
+        "leave_one_family_out": lofo,
+    }
+
+
+def _error_row(row: dict[str, Any], pred: float, **extra: Any) -> dict[str, Any]:
+    published = float(row["latency_ms"])
+    return {
+        **extra,
+        "model": row["model"],
+        "variant": row["variant"],
+        "width": float(row["width"]),
+        "resolution": int(row["input_res"]),
+        "harness": row["harness"],
+        "published_ms": published,
+        "predicted_ms": round(pred, 2),
+        "error": round(pred / published - 1, 4),
+    }
+
+
+def _summary(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    abs_err = [abs(e["error"]) for e in errors]
+    return {
+        "n": len(errors),
+        "mape": round(float(np.mean(abs_err)), 4) if errors else None,
+        "max_abs_error": round(float(np.max(abs_err)), 4) if errors else None,
+        "within_10pct": round(float(np.mean([a <= 0.10 for a in abs_err])), 4) if errors else None,
+    }
+
+
+def by_width(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean signed error and MAPE per width bucket: the bias a width-blind model shows."""
+    out = []
+    for lo, hi in WIDTH_BUCKETS:
+        errs = [e["error"] for e in errors if lo <= e["width"] < hi]
+        if errs:
+            out.append(
+                {
+                    "widths": f"[{lo:g}, {hi:g})" if hi < 9 else f">= {lo:g}",
+                    "n": len(errs),
+                    "bias": round(float(np.mean(errs)), 4),
+                    "mape": round(float(np.mean(np.abs(errs))), 4),
+                }
+            )
+    return out
+
+
+def check(params: dict[str, Any], ridge: float, path: Path) -> dict[str, Any]:
+    """The model's error on published rows it was never fitted to."""
+    errors = []
+    for row in calibration_rows(path):
+        arch = row_arch(row)
+        if arch is not None:
+            errors.append(_error_row(row, predict_row(params, arch_features(arch, ridge), row["harness"])))
+    return {"file": f"nas/latency/{path.name}", **_summary(errors), "by_width": by_width(errors), "rows": errors}
 
 
 def build_pixel_model() -> tuple[dict[str, Any], list[dict[str, Any]]]:
     raw = calibration_rows()
-    rows, feats, skipped = [], [], []
+    rows, archs, skipped = [], [], []
     for row in raw:
         arch = row_arch(row)
         if arch is None:
             skipped.append(f"{row['model']} {row['variant']}")
             continue
         rows.append(row)
-        feats.append(arch_features(arch))
-    x = np.array(feats)
+        archs.append(arch_layers(arch))
     latency = np.array([float(r["latency_ms"]) for r in rows])
-    params = fit(x, latency, [r["harness"] for r in rows])
-    cv = cross_validate(rows, x)
+    eras = [r["harness"] for r in rows]
+    fits = []
+    for ridge in RIDGES:  # the ridge is part of the fit: the one with the least in-sample loss
+        x = np.array([features(a, ridge) for a in archs])
+        fits.append((fit(x, latency, eras)["loss"], ridge, x))
+    _, ridge, x = min(fits, key=lambda f: f[0])
+    params = fit(x, latency, eras)
     fitted = [
         {
             "model": r["model"],
@@ -347,28 +277,13 @@ def build_pixel_model() -> tuple[dict[str, Any], list[dict[str, Any]]]:
         }
         for r, f in zip(rows, x, strict=True)
     ]
-    holdout = []
-    for row in calibration_rows(HOLDOUT):
-        arch = row_arch(row)
-        if arch is None:
-            continue
-        pred = predict_row(params, arch_features(arch), row["harness"])
-        published = float(row["latency_ms"])
-        holdout.append(
-            {
-                "model": row["model"],
-                "harness": row["harness"],
-                "published_ms": published,
-                "predicted_ms": round(pred, 2),
-                "error": round(pred / published - 1, 4),
-                "source": row["source"],
-            }
-        )
     model = {
         "format": MODEL_FORMAT,
         "features": list(FEATURES),
         "coef": params["coef"],
-        "coef_units": "ms per million MACs / million elements / layer; network_ms once per network",
+        "coef_units": "ms per million MACs (depthwise: roofline MACs) / million elements read / layer; "
+        "network_ms once per network",
+        "dw_ridge_macs_per_byte": ridge,
         "era": REFERENCE_ERA,
         "era_factors": params["era_factors"],
         "calibration": {
@@ -376,13 +291,10 @@ def build_pixel_model() -> tuple[dict[str, Any], list[dict[str, Any]]]:
             "rows_used": len(rows),
             "rows_skipped": skipped,
         },
-        "cross_validation": cv,
+        "cross_validation": cross_validate(rows, x),
         "fit_mape": round(float(np.mean([abs(f["fitted_ms"] / f["published_ms"] - 1) for f in fitted])), 4),
-        "holdout": {
-            "file": "nas/latency/pixel1_holdout.csv",
-            "mape": round(float(np.mean([abs(h["error"]) for h in holdout])), 4) if holdout else None,
-            "rows": holdout,
-        },
+        "holdout": check(params, ridge, HOLDOUT),
+        "mnasnet_grid": check(params, ridge, MNASNET_GRID),
         "command": "python -m nas.latency.pixel",
     }
     return model, fitted
@@ -391,8 +303,7 @@ def build_pixel_model() -> tuple[dict[str, Any], list[dict[str, Any]]]:
 def precomputed_entries(model: dict[str, Any], resolution: int = 224) -> tuple[dict, dict]:
     """Estimates of every op of the default space and of the zoo at `resolution`: (ops, fixed)."""
     from nas.arch import block_from_dict
-    from nas.latency.build import arch_items, space_items, zoo_archs
-    from nas.latency.keys import head_arch
+    from nas.latency.items import arch_items, space_items, zoo_archs
 
     estimate = make_estimator(model)
     items = {**space_items("mobilenetv3", resolution), **arch_items(zoo_archs(resolution))}
@@ -402,15 +313,13 @@ def precomputed_entries(model: dict[str, Any], resolution: int = 224) -> tuple[d
         if item["kind"] == "op":
             ms = estimate(Shape(*item["x"]), block_from_dict(item["block"]), None, key)
         else:
-            ms = estimate(None, None, head_arch(key) if item["kind"] == "head" else None, key)
+            ms = estimate(None, None, None, key)
         entry = {"median": round(ms, 5), "mean": round(ms, 5), "std": 0.0, "min": round(ms, 5), "count": 0}
         (ops if item["kind"] == "op" else fixed)[key] = entry
     return ops, fixed
 
 
-def pixel_table(model: dict[str, Any]):  # -> LatencyTable
-    from nas.latency.table import LatencyTable
-
+def pixel_table(model: dict[str, Any]) -> LatencyTable:
     ops, fixed = precomputed_entries(model)
     return LatencyTable(
         device="pixel1",
@@ -440,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m nas.latency.pixel", description="Fit the estimated Pixel 1 table.")
     p.add_argument("--out", default=str(tables_dir() / "pixel1.json"))
-    p.add_argument("--json", action="store_true", help="print the fit and cross-validation as JSON")
+    p.add_argument("--json", action="store_true", help="print the fit, cross-validation and checks as JSON")
     args = p.parse_args(argv)
     model, fitted = build_pixel_model()
     pixel_table(model).save(args.out)
@@ -449,20 +358,29 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"wrote {args.out} (kind: estimated, era {REFERENCE_ERA}); rows used {model['calibration']['rows_used']}")
     print("coefficients: " + ", ".join(f"{k}={v:.4g}" for k, v in model["coef"].items()))
+    print(f"depthwise roofline ridge: {model['dw_ridge_macs_per_byte']:g} MACs/byte")
     print("era factors: " + ", ".join(f"{k}={v:.4g}" for k, v in model["era_factors"].items()))
     print(f"fit MAPE (all rows, in-sample): {model['fit_mape']:.1%}")
-    for scheme in model["cross_validation"]["schemes"]:
+    cv = model["cross_validation"]
+    for scheme in [*cv["schemes"], cv["leave_one_family_out"]]:
         print(
             f"CV {scheme['scheme']}: MAPE {scheme['mape']:.1%}, worst {scheme['max_abs_error']:.1%} (n={scheme['n']})"
         )
-    print(f"CV pooled MAPE: {model['cross_validation']['pooled_mape']:.1%}")
-    if model["holdout"]["rows"]:
-        print(f"other families, never fitted (nas/latency/pixel1_holdout.csv): MAPE {model['holdout']['mape']:.1%}")
-        for h in model["holdout"]["rows"]:
-            print(
-                f"  {h['model']:32s} {h['harness']}: published {h['published_ms']:6.1f}  "
-                f"predicted {h['predicted_ms']:6.1f}  ({h['error']:+.1%})"
-            )
+    print(f"CV pooled MAPE (the first three): {cv['pooled_mape']:.1%}")
+    for name in ("mnasnet_grid", "holdout"):
+        c = model[name]
+        print(
+            f"check, never fitted ({c['file']}): MAPE {c['mape']:.1%}, within ±10% {c['within_10pct']:.0%}, "
+            f"worst {c['max_abs_error']:.1%} (n={c['n']})"
+        )
+        for b in c["by_width"]:
+            print(f"  width {b['widths']:12s} n={b['n']:2d}  bias {b['bias']:+.1%}  MAPE {b['mape']:.1%}")
+        if name == "holdout":
+            for h in c["rows"]:
+                print(
+                    f"  {h['model']:32s} {h['harness']}: published {h['published_ms']:6.1f}  "
+                    f"predicted {h['predicted_ms']:6.1f}  ({h['error']:+.1%})"
+                )
     for f in fitted:
         print(
             f"  {f['model']:32s} {f['variant']:16s} {f['resolution']:4d} {f['harness']}: "

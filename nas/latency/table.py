@@ -8,17 +8,22 @@ Format `nas.latency-table/1` (documented in docs/latency.md)::
      "fixed": {HEAD_KEY: STATS, INPUT_KEY: STATS},  # paid once per network (nas.latency.keys)
      "ops": {KEY: STATS},                           # one per distinct block op; STATS below
      "correction": null | {"scale": float, "offset_ms": float, ...},
+     "calibration": {"scale": float, "offset_ms": float, "machine": {...}, ...},  # only in calibrated copies
      "model": null | {...}}                      # estimated tables: the cost model that prices any op
 
     STATS = {"median": ms, "mean": ms, "std": ms, "min": ms, "count": int}   (+ "rmin", "rounds" when measured)
 
-A prediction uses each op's median. A file with `"complete": false` (an unfinished build) is refused: a table
-is never silently partial.
+A prediction uses each op's median. Everything is checked on load: a file with `"complete": false` (an
+unfinished build), a median that is not a finite positive number, or a correction that is not finite or outside
+the sane band is refused with one line. `LatencyTable` alone prices ops (`price`, `price_fixed`) and applies its
+correction and calibration (`correct`).
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,20 +33,27 @@ from typing import Any
 from nas.arch import Arch, Block, Shape
 from nas.errors import NasError
 from nas.io import read_json, write_json
+from nas.latency import machine
+from nas.latency.costmodel import make_estimator
 from nas.latency.keys import arch_ops, op_key
+from nas.latency.machine import CALIBRATION_BAND
+from nas.latency.measure import RUNTIMES
+from nas.latency.metrics import check_scale
 
 FORMAT = "nas.latency-table/1"
 KINDS = ("measured", "estimated")
 STAT_FIELDS = ("median", "mean", "std", "min", "count")
-RUNTIMES = ("onnxruntime", "torch")
+# A scale-and-offset correction of the sum of isolated ops (`validate --save-correction`) fixes a bias of a few
+# percent; a scale outside this band means the table does not describe this machine, or a busy one timed it.
+CORRECTION_BAND = (0.7, 1.4)
 
 
-def runtime_name(runtime: str, threads: int = 1) -> str:
-    """The table's runtime label: `onnxruntime-cpu-1thread`, `torch-eager-2threads`."""
-    if runtime not in RUNTIMES:
-        raise NasError(f"--runtime: must be one of {', '.join(RUNTIMES)}; got {runtime!r}")
-    unit = "thread" if threads == 1 else "threads"
-    return f"onnxruntime-cpu-{threads}{unit}" if runtime == "onnxruntime" else f"torch-eager-{threads}{unit}"
+class MissingOp(NasError):
+    """A measured table has no entry for an op (`key`)."""
+
+    def __init__(self, message: str, key: str):
+        super().__init__(message)
+        self.key = key
 
 
 def stats(samples_ms: Iterable[float]) -> dict[str, float | int]:
@@ -77,6 +89,13 @@ LOCAL_DEVICES = ("cpu",)
 
 def canonical_device(name: str) -> str:
     return ALIASES.get(name, name)
+
+
+def device_name(name: str) -> str:
+    """A device name a table may be saved under (letters, digits, _ . -), canonical."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+        raise NasError(f"device: {name!r} is not a device name (letters, digits, _ . -; at most 64)")
+    return canonical_device(name)
 
 
 def device_table_path(device: str) -> Path:
@@ -128,8 +147,10 @@ class Prediction:
 
 
 class LatencyTable:
-    """Per-op latencies of one device and runtime. `estimator`, when set, prices ops the file does not list
-    (estimated tables carry their cost model instead of every op at every resolution)."""
+    """Per-op latencies of one device and runtime; the one place that prices an op. `estimator`, when set, prices
+    ops the file does not list (estimated tables carry their cost model instead of every op at every
+    resolution). `engine` and `threads` say how its ops were timed here (None for imported or estimated
+    tables: nothing here can time them)."""
 
     def __init__(
         self,
@@ -142,6 +163,7 @@ class LatencyTable:
         resolutions: list[int],
         meta: dict[str, Any] | None = None,
         correction: dict[str, Any] | None = None,
+        calibration: dict[str, Any] | None = None,
         model: dict[str, Any] | None = None,
         path: Path | None = None,
     ):
@@ -155,14 +177,17 @@ class LatencyTable:
         self.resolutions = sorted(resolutions)
         self.meta = meta or {}
         self.correction = correction
+        self.calibration = calibration
         self.model = model
         self.path = path
+        protocol = self.meta.get("protocol") or {}
+        engine = protocol.get("runtime")
+        self.engine: str | None = engine if kind == "measured" and engine in RUNTIMES else None
+        self.threads: int = int(protocol.get("threads", 1)) if self.engine else 1
         self.ms: dict[str, float] = {k: float(v["median"]) for k, v in ops.items()}
         self.ms.update({k: float(v["median"]) for k, v in fixed.items()})
         self.estimator: Callable[[Shape | None, Block | None, Arch | None, str], float] | None = None
         if model is not None:
-            from nas.latency.pixel import make_estimator
-
             self.estimator = make_estimator(model)
 
     # -- identity
@@ -178,14 +203,40 @@ class LatencyTable:
     def __len__(self) -> int:
         return len(self.ops)
 
-    def op_ms(self, x: Shape, block: Block) -> float:
-        """One op's entry (priced by the cost model of an estimated table if the file lacks it)."""
+    # -- pricing
+
+    def price(self, x: Shape, block: Block) -> float:
+        """One block op's latency (ms): the table's entry, or its cost model's estimate (remembered)."""
         key = op_key(x, block)
-        if key not in self.ms:
+        ms = self.ms.get(key)
+        if ms is None:
             if self.estimator is None:
-                raise NasError(f"table {self.where} has no entry for op {key}")
-            self.ms[key] = self.estimator(x, block, None, key)
-        return self.ms[key]
+                raise MissingOp(f"table {self.where} has no entry for op {key}", key)
+            ms = self.ms[key] = self.estimator(x, block, None, key)
+        return ms
+
+    op_ms = price  # the name the search's dynamic programme uses
+
+    def price_fixed(self, key: str) -> float:
+        """A fixed cost (a `head:` or `input:` key) in ms."""
+        ms = self.ms.get(key)
+        if ms is None:
+            if self.estimator is None:
+                raise MissingOp(f"table {self.where} has no entry for {key}", key)
+            ms = self.ms[key] = self.estimator(None, None, None, key)
+        return ms
+
+    def predict(self, arch: Arch) -> Prediction:
+        return predict(arch, self)
+
+    def correct(self, raw_ms: float) -> float:
+        """The sum of a network's entries as a latency: the table's correction (isolated-op bias), then its
+        calibration to this machine, when it has them."""
+        ms = raw_ms
+        for fix in (self.correction, self.calibration):
+            if fix:
+                ms = ms * fix["scale"] + fix["offset_ms"]
+        return ms
 
     # -- file
 
@@ -201,6 +252,7 @@ class LatencyTable:
             "fixed": self.fixed,
             "ops": dict(sorted(self.ops.items())),
             "correction": self.correction,
+            **({"calibration": self.calibration} if self.calibration else {}),
             "model": self.model,
         }
 
@@ -232,32 +284,53 @@ class LatencyTable:
                 raise NasError(f"{where}: field {name!r} missing or not a {typ.__name__}")
         if data["kind"] not in KINDS:
             raise NasError(f"{where}: kind must be one of {', '.join(KINDS)}, got {data['kind']!r}")
+        for res in data["resolutions"]:
+            if isinstance(res, bool) or not isinstance(res, int) or res < 1:
+                raise NasError(f"{where}: resolutions must be positive integers, got {res!r}")
         for section in ("ops", "fixed"):
             for key, entry in data[section].items():
                 if not isinstance(entry, dict) or any(f not in entry for f in STAT_FIELDS):
                     raise NasError(f"{where}: {section} entry {key!r} lacks {'/'.join(STAT_FIELDS)}")
                 median = entry["median"]
-                if isinstance(median, bool) or not isinstance(median, int | float) or not median >= 0:
-                    raise NasError(f"{where}: {section} entry {key!r} has a bad median {median!r}")
-        correction = data.get("correction")
-        if correction is not None and not (
-            isinstance(correction, dict)
-            and all(isinstance(correction.get(f), int | float) for f in ("scale", "offset_ms"))
-        ):
-            raise NasError(f"{where}: correction must be null or have numeric scale and offset_ms")
+                # the input entry (a runtime's per-inference cost) may be estimated at 0; an op never costs 0
+                least_ok = 0.0 if key.startswith("input:") else math.ulp(0)
+                if (
+                    isinstance(median, bool)
+                    or not isinstance(median, int | float)
+                    or not math.isfinite(median)
+                    or median < least_ok
+                ):
+                    raise NasError(
+                        f"{where}: {section} entry {key!r} has median {median!r}; a latency must be a finite "
+                        f"positive number of ms"
+                    )
+        for name, band in (("correction", CORRECTION_BAND), ("calibration", CALIBRATION_BAND)):
+            fix = data.get(name)
+            if fix is None:
+                continue
+            if not isinstance(fix, dict):
+                raise NasError(f"{where}: {name} must be null or an object with scale and offset_ms")
+            check_scale(name, fix.get("scale"), fix.get("offset_ms"), band, where)
         if data["kind"] == "estimated" and not data["ops"] and data.get("model") is None:
             raise NasError(f"{where}: an estimated table needs ops or a cost model")
-        return cls(
-            device=data["device"],
-            runtime=data["runtime"],
-            kind=data["kind"],
-            ops=data["ops"],
-            fixed=data["fixed"],
-            resolutions=[int(r) for r in data["resolutions"]],
-            meta={k: v for k, v in data.items() if k not in _CORE},
-            correction=correction,
-            model=data.get("model"),
-        )
+        model = data.get("model")
+        if model is not None and not isinstance(model, dict):
+            raise NasError(f"{where}: model must be null or an object")
+        try:
+            return cls(
+                device=data["device"],
+                runtime=data["runtime"],
+                kind=data["kind"],
+                ops=data["ops"],
+                fixed=data["fixed"],
+                resolutions=list(data["resolutions"]),
+                meta={k: v for k, v in data.items() if k not in _CORE},
+                correction=data.get("correction"),
+                calibration=data.get("calibration"),
+                model=model,
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise NasError(f"{where}: malformed table ({type(err).__name__}: {err})") from None
 
     # -- lookups
 
@@ -283,6 +356,15 @@ class LatencyTable:
         self.ops[key] = entry
         self.ms[key] = float(entry["median"])
 
+    def merge(self, other: LatencyTable) -> None:
+        """Take the entries and resolutions of `other` (the same table, rebuilt with more ops)."""
+        for key, entry in other.ops.items():
+            self.add(key, entry)
+        for key, entry in other.fixed.items():
+            self.fixed[key] = entry
+            self.ms[key] = float(entry["median"])
+        self.resolutions = sorted({*self.resolutions, *other.resolutions})
+
 
 _CORE = {
     "format",
@@ -294,12 +376,19 @@ _CORE = {
     "fixed",
     "ops",
     "correction",
+    "calibration",
     "model",
 }
 
 
-def load_table(name_or_path: str | Path, *, runtime: str | None = None, resolution: int | None = None) -> LatencyTable:
-    """A device name ("cpu", "pixel"/"pixel1", or any name with a table in latency_tables/) or a table path."""
+def load_table(
+    name_or_path: str | Path, *, runtime: str | None = None, resolution: int | None = None, machine_check: bool = True
+) -> LatencyTable:
+    """A device name ("cpu", "pixel"/"pixel1", or any name with a table in latency_tables/) or a table path.
+
+    A table measured on another machine (CPU model, cores, runtime version) is never used silently: the first
+    load on this machine times a few networks end to end and compares (`nas.latency.machine`), once per machine;
+    `machine_check=False` skips it (the commands that time, calibrate or rebuild the table)."""
     text = str(name_or_path)
     looks_like_path = text.endswith(".json") or os.sep in text or "/" in text
     if looks_like_path:
@@ -320,6 +409,8 @@ def load_table(name_or_path: str | Path, *, runtime: str | None = None, resoluti
     table = LatencyTable.from_dict(read_json(path, "latency table"), where=str(path))
     table.path = path
     table.check(runtime=runtime, resolution=resolution)
+    if machine_check and table.engine is not None:
+        machine.ensure_checked(table)
     return table
 
 
@@ -349,21 +440,10 @@ def _missing_error(arch: Arch, table: LatencyTable, missing: list[tuple[str, str
     )
 
 
-def _estimate_missing(table: LatencyTable, arch: Arch) -> None:
-    ops = arch_ops(arch)
-    est = table.estimator
-    assert est is not None
-    for site, key in zip(ops.sites, ops.keys, strict=True):
-        if key not in table.ms:
-            table.ms[key] = est(site.x, site.block, None, key)
-    for key in (ops.head, ops.input):
-        if key not in table.ms:
-            table.ms[key] = est(None, None, arch, key)
-
-
 def predict(arch: Arch, table: LatencyTable) -> Prediction:
-    """Sum of the ops' median latencies plus the fixed costs (input, head), corrected by the table's
-    correction if it has one. The hot path of a search: after the first call for a spec, dict lookups only."""
+    """Sum of the ops' latencies plus the fixed costs (input, head), through the table's correction. The hot path
+    of a search: after the first call for a spec, dict lookups only; ops not looked up yet are priced by
+    `LatencyTable.price`."""
     ops = arch_ops(arch)
     ms_of = table.ms
     try:
@@ -372,13 +452,11 @@ def predict(arch: Arch, table: LatencyTable) -> Prediction:
     except KeyError:
         if table.estimator is None:
             raise _missing_error(arch, table, missing_ops(arch, table)) from None
-        _estimate_missing(table, arch)
-        ms = [ms_of[k] for k in ops.keys]
-        fixed = ms_of[ops.head] + ms_of[ops.input]
+        ms = [table.price(site.x, site.block) for site in ops.sites]
+        fixed = table.price_fixed(ops.head) + table.price_fixed(ops.input)
     raw = sum(ms) + fixed
-    corr = table.correction
     return Prediction(
-        latency_ms=raw * corr["scale"] + corr["offset_ms"] if corr else raw,
+        latency_ms=table.correct(raw),
         raw_ms=raw,
         device=table.device,
         kind=table.kind,

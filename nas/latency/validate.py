@@ -3,17 +3,18 @@ and compare with the table's predictions.
 
 Ground truth for one network: `rounds` worker processes each load every network and time them in `passes`
 interleaved passes (each pass its own shuffled order, `protocol.runs` runs per network, the cache evicted before
-each run); a round's figure is the median of its pass medians, the ground truth the median over rounds. Timing
-one network after the other let the machine's slow drifts land on a few networks: two such rounds of the same
-20 networks agreed only to Kendall τ 0.65 here, interleaved rounds to 0.99 (bench/latency_groundtruth.py). If the
-plain sum of isolated ops is biased, a scale and an offset fitted on a calibration subset of the random
-networks correct it; figures are then reported on the other networks only.
+each run); a round's figure is the median of its pass medians, the ground truth the median over rounds
+(why interleaved: docs/latency.md). If the plain sum of isolated ops is biased, a scale and an offset fitted on
+a calibration subset of the random networks correct it; figures are then reported on the other networks only.
+Validation reports; it changes the table only when asked (`save_correction`), and never with a correction
+fitted on a busy machine or outside the sane band.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -21,78 +22,50 @@ from typing import Any
 
 from nas.arch import Arch
 from nas.errors import NasError
-from nas.io import write_json
-from nas.latency.measure import Protocol, run_worker
-from nas.latency.table import LatencyTable, missing_ops, predict
+from nas.io import writable_dir, write_json
+from nas.latency.items import zoo_archs
+from nas.latency.measure import BUSY_SHARE, Load, Protocol, progress_bar, time_items
+from nas.latency.metrics import check_scale, fit_correction, kendall_tau, metrics
+from nas.latency.table import CORRECTION_BAND, LatencyTable, missing_ops, predict
+
+SUMMARY = ("samples", "mape", "median_ape", "within_5pct", "within_10pct", "kendall_tau", "bias", "worst")
 
 
-def kendall_tau(a: list[float], b: list[float]) -> float:
-    """Kendall's τ-b (ties counted in neither pair class)."""
-    n = len(a)
-    concordant = discordant = ties_a = ties_b = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            da, db = a[i] - a[j], b[i] - b[j]
-            if da == 0 and db == 0:
-                continue
-            if da == 0:
-                ties_a += 1
-            elif db == 0:
-                ties_b += 1
-            elif (da > 0) == (db > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    denom = math.sqrt((concordant + discordant + ties_a) * (concordant + discordant + ties_b))
-    return (concordant - discordant) / denom if denom else float("nan")
+def check_options(samples: int, rounds: int, passes: int, calibration: float) -> None:
+    """The limits of validate's own options (the protocol checks its own)."""
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
+        raise NasError(f"samples must be an integer of at least 2, got {samples!r}")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise NasError(f"rounds must be an integer of at least 1, got {rounds!r}")
+    if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
+        raise NasError(f"passes must be an integer of at least 1, got {passes!r}")
+    if not (isinstance(calibration, int | float) and 0 <= calibration < 1):
+        raise NasError(f"calibration must be a share in [0, 1), got {calibration!r}")
 
 
-def metrics(names: list[str], predicted: list[float], measured: list[float], worst: int = 5) -> dict[str, Any]:
-    errors = [p / m - 1 for p, m in zip(predicted, measured, strict=True)]
-    abs_err = [abs(e) for e in errors]
-    order = sorted(range(len(errors)), key=lambda i: -abs_err[i])
-    return {
-        "samples": len(errors),
-        "mape": round(statistics.fmean(abs_err), 4),
-        "median_ape": round(statistics.median(abs_err), 4),
-        "within_5pct": round(sum(e <= 0.05 for e in abs_err) / len(errors), 4),
-        "within_10pct": round(sum(e <= 0.10 for e in abs_err) / len(errors), 4),
-        "kendall_tau": round(kendall_tau(predicted, measured), 4),
-        "bias": round(statistics.median(errors), 4),
-        "worst": [
-            {
-                "name": names[i],
-                "predicted_ms": round(predicted[i], 3),
-                "measured_ms": round(measured[i], 3),
-                "error": round(errors[i], 4),
-            }
-            for i in order[:worst]
-        ],
-    }
+def sample_networks(table: LatencyTable, space: str, samples: int, seed: int) -> list[Arch]:
+    from nas.space import load_space
 
-
-def fit_correction(predicted: list[float], measured: list[float]) -> tuple[float, float]:
-    """measured ≈ scale·predicted + offset, least squares on relative error."""
-    import numpy as np
-
-    p, m = np.array(predicted), np.array(measured)
-    a = np.stack([p / m, 1 / m], axis=1)
-    scale, offset = np.linalg.lstsq(a, np.ones(len(m)), rcond=None)[0]
-    return float(scale), float(offset)
-
-
-def runtime_of(table: LatencyTable) -> tuple[str, int]:
-    """(runtime, threads) to time with, read from the table's runtime label."""
-    label = table.runtime
-    parts = label.split("-")
-    if table.kind != "measured" or parts[0] not in ("onnxruntime", "torch"):
+    rng = random.Random(seed)
+    sp = load_space(space)
+    archs: list[Arch] = []
+    seen: set[str] = set()
+    tries = 0
+    while len(archs) < samples and tries < samples * 20:
+        tries += 1
+        arch = sp.random_arch(rng, resolution=table.resolution)
+        if arch.hash not in seen:
+            seen.add(arch.hash)
+            archs.append(arch.replace(name=f"{sp.name}-random-{len(archs)}"))
+    uncovered = [a for a in archs if missing_ops(a, table)]
+    if uncovered:
+        miss = missing_ops(uncovered[0], table)
         raise NasError(
-            f"table {table.where} is {table.kind} for {label}: validate times networks on this machine, so it needs "
-            f"a table measured here (`nas latency build`); the pixel1 model's cross-validation is printed by "
-            f"`python -m nas.latency.pixel`"
+            f"table {table.where} misses {len(miss)} op(s) of space {space} at {table.resolution} (e.g. "
+            f"{miss[0][1]}); build it with `nas latency build --device {table.device} --space {space} "
+            f"--resolution {table.resolution}`"
         )
-    threads = int("".join(ch for ch in parts[-1] if ch.isdigit()) or 1)
-    return parts[0], threads
+    return archs
 
 
 def validate(
@@ -110,108 +83,82 @@ def validate(
     out_dir: Path | None = None,
     cpu: int | None = None,
     progress: bool = True,
+    allow_busy: bool = False,
+    busy_share: float = BUSY_SHARE,
 ) -> dict[str, Any]:
-    from nas.latency.build import zoo_archs
-    from nas.space import load_space
-
-    runtime, threads = runtime_of(table)
-    resolution = table.resolution
+    """Time networks here and compare; returns the report (and writes it with a plot to `out_dir`). With
+    `save_correction` the fitted correction is written into the table's file, and the report says what changed."""
+    check_options(samples, rounds, passes, calibration)
+    if table.engine is None:
+        raise NasError(
+            f"table {table.where} is {table.kind} for {table.runtime}: validate times networks on this machine, so "
+            f"it needs a table measured here (`nas latency build`); the pixel1 model's cross-validation is printed "
+            f"by `python -m nas.latency.pixel`"
+        )
+    if save_correction and table.path is None:
+        raise NasError("--save-correction needs a table file to write the correction into")
     protocol = Protocol.from_dict(table.meta.get("protocol", {}))
     started = time.monotonic()
-    rng = random.Random(seed)
-    sp = load_space(space)
-    archs: list[Arch] = []
-    seen: set[str] = set()
-    tries = 0
-    while len(archs) < samples and tries < samples * 20:
-        tries += 1
-        arch = sp.random_arch(rng, resolution=resolution)
-        if arch.hash not in seen:
-            seen.add(arch.hash)
-            archs.append(arch.replace(name=f"{sp.name}-random-{len(archs)}"))
-    uncovered = [a for a in archs if missing_ops(a, table)]
-    if uncovered:
-        miss = missing_ops(uncovered[0], table)
-        raise NasError(
-            f"table {table.where} misses {len(miss)} op(s) of space {space} at {resolution} (e.g. {miss[0][1]}); "
-            f"build it with `nas latency build --device {table.device} --space {space} --resolution {resolution}`"
-        )
+    archs = sample_networks(table, space, samples, seed)
     n_random = len(archs)
     zoo_names = []
     if with_zoo:
-        for arch in zoo_archs(resolution):
+        for arch in zoo_archs(table.resolution):
             if not missing_ops(arch, table):
                 archs.append(arch)
                 zoo_names.append(arch.name)
 
-    workdir = (out_dir or Path(".")) / ".validate-work"
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = writable_dir(Path(out_dir or ".") / ".validate-work")
     per_round: list[dict[int, float]] = []
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    load = Load()
+    try:
+        with progress_bar("latency validate", rounds * len(archs), progress) as advance:
+            for r in range(rounds):
+                order = list(range(len(archs)))
+                random.Random(seed * 7919 + r).shuffle(order)
+                items = [{"kind": "net", "arch": archs[i].to_dict(), "id": i} for i in order]
+                try:
+                    timed = time_items(
+                        items,
+                        protocol,
+                        workdir=workdir,
+                        passes=passes,
+                        seed=seed * 7919 + r,
+                        cpu=cpu,
+                        on_progress=advance,
+                        allow_busy=allow_busy,
+                        busy_share=busy_share,
+                        what="validating",
+                    )
+                except RuntimeError as err:
+                    raise NasError(f"latency validate stopped: {err}") from None
+                load = load.add(timed.load)
+                per_round.append({i: statistics.median(statistics.median(p) for p in v) for i, v in timed.runs.items()})
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
-    bar = Progress(
-        TextColumn("[bold]latency validate[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not progress,
-    )
-    with bar:
-        task = bar.add_task("", total=rounds * passes)
-        for r in range(rounds):
-            order = list(range(len(archs)))
-            random.Random(seed * 7919 + r).shuffle(order)
-            items = [{"kind": "net", "arch": archs[i].to_dict(), "id": i} for i in order]
-            pass_medians: dict[int, list[float]] = {i: [] for i in range(len(archs))}
-            try:
-                for msg in run_worker(
-                    items,
-                    runtime=runtime,
-                    threads=threads,
-                    protocol=protocol,
-                    workdir=workdir,
-                    cpu=cpu,
-                    onnx_cache=workdir / "onnx",
-                    interleave={"passes": passes, "seed": seed * 7919 + r},
-                ):
-                    if "pass" not in msg:
-                        continue
-                    for i, ms in msg[protocol.clock].items():
-                        pass_medians[int(i)].append(ms)
-                    bar.advance(task)
-            except RuntimeError as err:
-                raise NasError(f"latency validate stopped: {err}") from None
-            if any(len(v) != passes for v in pass_medians.values()):
-                raise NasError(f"latency validate stopped: round {r + 1} timed only part of the networks")
-            per_round.append({i: statistics.median(v) for i, v in pass_medians.items()})
-    import shutil
-
-    shutil.rmtree(workdir, ignore_errors=True)
-
-    saved_correction = table.correction
-    table.correction = None  # judge the plain sum first; a stored correction is refitted, never stacked
     names = [a.name for a in archs]
     measured = [statistics.median(rnd[i] for rnd in per_round) for i in range(len(archs))]
-    predicted = [predict(a, table).raw_ms for a in archs]
-    table.correction = saved_correction
+    preds = [predict(a, table) for a in archs]
+    predicted = [p.raw_ms for p in preds]  # the plain sum: a stored correction is refitted, never stacked
     spread = [
         (max(rnd[i] for rnd in per_round) - min(rnd[i] for rnd in per_round)) / measured[i] for i in range(len(archs))
     ]
+    busy = load.other_share > busy_share
     result: dict[str, Any] = {
         "device": table.device,
         "runtime": table.runtime,
         "kind": table.kind,
         "table": table.where,
         "space": space,
-        "resolution": resolution,
+        "resolution": table.resolution,
         "random_networks": n_random,
         "zoo_networks": zoo_names,
         "rounds": rounds,
         "seed": seed,
         "passes": passes,
         "runs_per_pass": protocol.runs,
+        "load": {**load.to_dict(), "busy_limit": busy_share, "timed_under_load": busy},
         "measurement_spread_median": round(statistics.median(spread), 4) if rounds > 1 else None,
         "measurement_tau_between_rounds": round(
             statistics.fmean(
@@ -229,6 +176,8 @@ def validate(
             for n, p, m in zip(names, predicted, measured, strict=True)
         ],
     }
+    if table.correction or table.calibration:  # the table as predictions use it
+        result["as_predicted"] = metrics(names, [p.latency_ms for p in preds], measured)
     final = result["raw"]
     n_cal = math.ceil(calibration * n_random) if correct else 0
     if correct and 2 <= n_cal < len(archs):
@@ -246,31 +195,36 @@ def validate(
         )
         result["corrected_holdout"] = metrics([names[i] for i in rest], corrected, [measured[i] for i in rest])
         final = result["corrected_holdout"]
-        if save_correction and table.path is not None:
-            table.correction = {**result["correction"], "space": space, "command": "nas latency validate"}
-            table.save(table.path)
-            result["correction_saved_to"] = str(table.path)
-    result.update(
-        {
-            k: final[k]
-            for k in (
-                "samples",
-                "mape",
-                "median_ape",
-                "within_5pct",
-                "within_10pct",
-                "kendall_tau",
-                "bias",
-                "worst",
-            )
-        }
-    )
+    if save_correction:
+        result["correction_saved"] = _save_correction(table, result, busy)
+    result.update({k: final[k] for k in SUMMARY})
     result["reported"] = "corrected_holdout" if final is result.get("corrected_holdout") else "raw"
     result["wall_s"] = round(time.monotonic() - started, 1)
     if out_dir is not None:
         result["plot"] = str(plot(result, out_dir / f"validate-{table.device}.png"))
         write_json(out_dir / f"validate-{table.device}.json", result)
     return result
+
+
+def _save_correction(table: LatencyTable, result: dict[str, Any], busy: bool) -> dict[str, Any]:
+    """Write the fitted correction into the table's file, or refuse with the reason; say what changed."""
+    fitted = result.get("correction")
+    if fitted is None:
+        raise NasError("--save-correction: no correction was fitted (too few networks, or --no-correction)")
+    if busy:
+        raise NasError(
+            f"--save-correction refused: the networks were timed under load (other processes used "
+            f"{result['load']['other_cpu_share']:.0%} of the CPU); a correction fitted then would skew every "
+            f"prediction — rerun on a quiet machine"
+        )
+    check_scale("fitted correction", fitted["scale"], fitted["offset_ms"], CORRECTION_BAND, "--save-correction refused")
+    before = table.correction
+    after = {**fitted, "space": result["space"], "command": "nas latency validate --save-correction"}
+    saved = LatencyTable.from_dict(table.to_dict(), where=table.where)
+    saved.correction = after
+    saved.save(table.path)  # type: ignore[arg-type]
+    table.correction = after
+    return {"path": str(table.path), "before": before, "after": after}
 
 
 def plot(result: dict[str, Any], path: Path) -> Path:
