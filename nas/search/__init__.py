@@ -154,7 +154,7 @@ def _check_config(c: SearchConfig) -> None:
         raise NasError(f"unknown objective {c.objective!r}; choose one of {', '.join(OBJECTIVES)}")
     if c.sampler is not None and c.sampler not in SAMPLERS:
         raise NasError(f"unknown sampler {c.sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    if c.evaluator not in EVALUATORS:
+    if c.evaluator not in EVALUATORS and not c.evaluator.startswith("supernet:"):
         raise NasError(f"unknown evaluator {c.evaluator!r}; choose one of {', '.join(EVALUATORS)}")
     if c.backend not in BACKENDS:
         raise NasError(f"unknown backend {c.backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -274,19 +274,10 @@ def _load_parts(c: SearchConfig, evaluator: Callable[..., Any] | None) -> tuple[
 
 
 def build_evaluator(c: SearchConfig, data: Any) -> Callable[..., Any]:
-    """nas.accuracy's evaluator with the run's seed; `evaluator_options` override fields of its config
-    (train: TrainConfig, e.g. epochs, resolution; zero-cost: ZeroCostConfig, e.g. score)."""
-    from nas.accuracy import PROXY_TRAIN, ZeroCostConfig, make_evaluator
+    """nas.accuracy's evaluator for the run (its space, seed and `evaluator_options`)."""
+    from nas.accuracy import build_evaluator as build
 
-    options = dict(c.evaluator_options)
-    base: Any = PROXY_TRAIN if c.evaluator == "train" else ZeroCostConfig()
-    known = {f.name for f in dataclasses.fields(base)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise NasError(
-            f"evaluator option {unknown[0]!r} is not one of the {c.evaluator} evaluator's: " + ", ".join(sorted(known))
-        )
-    return make_evaluator(c.evaluator, data, dataclasses.replace(base, seed=c.seed, **options))
+    return build(c.evaluator, data, space=c.space, seed=c.seed, options=c.evaluator_options)
 
 
 # ---------------------------------------------------------------------------------------------- storage
@@ -698,7 +689,7 @@ def search(
             baselines,
             c.device,
             _kind(table),
-            "zero-cost proxy score (not an accuracy)" if c.evaluator == "zero-cost" else "proxy top-1 (validation)",
+            getattr(evaluate, "metric_label", "accuracy"),
         )
     )
     result = SearchResult(
