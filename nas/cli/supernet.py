@@ -90,7 +90,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     from nas.accuracy import load_data
     from nas.io import writable_dir
-    from nas.space import DEFAULT_SPACE
+    from nas.space import DEFAULT_SPACE, load_space
     from nas.supernet.train import CHECKPOINT, META, SupernetConfig, load_run, train_supernet
 
     out = Path(args.out)
@@ -111,9 +111,9 @@ def run_train(args: argparse.Namespace) -> int:
         extra = sorted(set(overrides) - {"epochs", "threads"})
         if extra:
             raise NasError(f"--resume keeps the run's recipe; --{extra[0].replace('_', '-')} cannot change it")
-        if args.space and args.space != run.meta["space"]:
+        if args.space and load_space(args.space).name != run.meta["space"]:
             raise NasError(f"{out} holds a supernet of space {run.meta['space']!r}, not {args.space!r}")
-        space = run.meta["space"]
+        space = run.meta.get("space_source", run.meta["space"])
         data_spec = args.data or run.meta["data"].get("spec", run.meta["data"]["name"])
         seed = run.config.seed
         cfg = dataclasses.replace(run.config, **overrides) if overrides else None

@@ -154,7 +154,7 @@ def load_run(directory: str | Path, *, with_optimizer: bool = False) -> Supernet
     if ckpt.get("space_id") != meta.get("space_id"):
         raise NasError(f"{d / CHECKPOINT} belongs to another supernet than {d / META} describes")
     try:
-        space = load_space(meta["space"])
+        space = load_space(meta.get("space_source", meta["space"]))
         config = _config_from(meta["config"])
         data = meta["data"]
         net = Supernet(space, int(data["num_classes"]), int(data["image_size"]))
@@ -181,6 +181,14 @@ def load_run(directory: str | Path, *, with_optimizer: bool = False) -> Supernet
         log=[e for e in log if e.get("epoch", 0) <= epoch],
         optimizer_state=ckpt.get("optimizer") if with_optimizer else None,
     )
+
+
+def _space_source(given: str | SearchSpace, space: SearchSpace) -> str:
+    """How to load the space again: a shipped space by name, a YAML file by its absolute path."""
+    source = given if isinstance(given, str) else space.source
+    if source.endswith((".yaml", ".yml")) or "/" in source:
+        return str(Path(source).resolve())
+    return source
 
 
 def _save_checkpoint(d: Path, net: Supernet, opt: torch.optim.Optimizer, epoch: int, meta: dict[str, Any]) -> None:
@@ -286,10 +294,12 @@ def train_supernet(
     else:
         if (d / CHECKPOINT).exists() or (d / META).exists():
             raise NasError(f"{d} already holds a supernet; pass --resume to continue it, or choose another --out")
+        torch.manual_seed(cfg.seed)
         net = Supernet(sp, data.num_classes, data.image_size)
         meta = {
             "format": FORMAT,
             "space": sp.name,
+            "space_source": _space_source(space, sp),
             "space_id": space_id(sp),
             "data": did,
             "config": asdict(cfg),
