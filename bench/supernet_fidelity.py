@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -165,6 +166,31 @@ def main(argv: list[str] | None = None) -> int:
         result["wall_s"] = {**clock.phases, "total (this invocation)": clock.total()}
         ec.save(out, "fidelity", result)
 
+    if args.time_standalone:
+        spread_units = [u for u in units if u["group"] == "spread"]
+        timed = {}
+        for u in (spread_units[0], spread_units[len(spread_units) // 2], spread_units[-1]):
+            torch.manual_seed(args.seed)
+            cfg = TrainConfig(**{**STANDALONE.__dict__, "max_steps": args.time_standalone, "seed": args.seed})
+            t0 = time.perf_counter()
+            train(build(Arch.from_dict(u["arch"])), data, cfg)
+            timed[u["name"]] = round((time.perf_counter() - t0) / args.time_standalone, 3)
+        steps = len(data.train) // STANDALONE.batch_size * args.epochs
+        per_net = statistics.fmean(timed.values()) * steps
+        estimate = {
+            "measured_seconds_per_step": timed,
+            "timed": "the fastest, median and slowest architecture of the spread, first steps of the recipe",
+            "steps_per_network": steps,
+            "estimated_hours_per_network": round(per_net / 3600, 2),
+            "estimated_hours_all": round(per_net * len(units) / 3600, 1),
+            "networks": len(units),
+            **ec.provenance(args.smoke),
+        }
+        save()
+        ec.save(out, "cost_estimate", estimate)
+        print(estimate)
+        return 0
+
     estimators = {
         "supernet": build_evaluator(f"supernet:{supernet}", data, space=space, seed=args.seed),
         "proxy": build_evaluator("train", data, seed=args.seed, options={"max_steps": max_steps} if max_steps else {}),
@@ -185,28 +211,6 @@ def main(argv: list[str] | None = None) -> int:
             u.setdefault("seconds", {})[est] = round(time.perf_counter() - t0, 3)
             clock.add(est, time.perf_counter() - t0)
             save()
-
-    if args.time_standalone:
-        arch = Arch.from_dict(units[0]["arch"])
-        torch.manual_seed(args.seed)
-        cfg = TrainConfig(**{**STANDALONE.__dict__, "max_steps": args.time_standalone, "seed": args.seed})
-        t0 = time.perf_counter()
-        train(build(arch), data, cfg)
-        per_step = (time.perf_counter() - t0) / args.time_standalone
-        steps = len(data.train) // STANDALONE.batch_size * args.epochs
-        per_net = per_step * steps
-        estimate = {
-            "measured_seconds_per_step": round(per_step, 3),
-            "arch": units[0]["name"],
-            "steps_per_network": steps,
-            "estimated_hours_per_network": round(per_net / 3600, 2),
-            "estimated_hours_all": round(per_net * len(units) / 3600, 1),
-            "note": "one architecture of the spread timed; others differ in cost (estimated, not measured)",
-            **ec.provenance(args.smoke),
-        }
-        ec.save(out, "cost_estimate", estimate)
-        print(estimate)
-        return 0
 
     if not args.skip_standalone:
         for u in units:

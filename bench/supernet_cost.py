@@ -1,0 +1,106 @@
+"""What a supernet costs (issue 11, item 6): training per epoch (from the run's log), reading one candidate's
+accuracy (BN recalibration + validation top-1, one thread), and a search that reads its candidates from it.
+
+    python bench/supernet_cost.py --supernet bench/results/supernet/cifar10-20k \\
+        --data 'npz:../shared/data/cifar10.npz#first=20000' --reads 30 --search-trials 200
+
+Writes `--out`/cost.json (with the machine, its load average and the exact command). The search is a real
+`nas search` run (objective pareto, every candidate read: no latency window), timed end to end; the time of
+1,000 candidates is extrapolated from it unless `--search-trials` is 1000 or more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import evidence_common as ec
+
+from nas.accuracy import build_evaluator, load_data
+from nas.io import read_json
+from nas.search import SearchConfig, search
+from nas.space import load_space
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--supernet", required=True)
+    p.add_argument("--data", default="npz:../shared/data/cifar10.npz#first=20000")
+    p.add_argument("--device", default="pixel")
+    p.add_argument("--reads", type=int, default=30, help="random candidates whose read is timed")
+    p.add_argument("--search-trials", type=int, default=200)
+    p.add_argument("--out", default="bench/results/supernet")
+    p.add_argument("--smoke", action="store_true")
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    out = ec.out_dir(args.out)
+    result: dict[str, Any] = ec.provenance(args.smoke)
+    meta = read_json(Path(args.supernet) / "supernet.json", "supernet description")
+    log = read_json(Path(args.supernet) / "log.json", "supernet log")
+    per_phase: dict[str, list[float]] = {}
+    for e in log:
+        per_phase.setdefault(e["phase"], []).append(e["train_seconds"] + e["eval_seconds"])
+    result["training"] = {
+        "data": meta["data"],
+        "config": meta["config"],
+        "epochs_done": len(log),
+        "seconds_per_epoch": {k: round(statistics.median(v), 1) for k, v in per_phase.items()},
+    }
+
+    data = load_data(args.data, seed=meta["config"]["seed"])
+    space = load_space(meta.get("space_source", meta["space"]))
+    ev = build_evaluator(f"supernet:{args.supernet}", data, space=space, seed=meta["config"]["seed"])
+    rng = random.Random(1)
+    archs = [space.random_arch(rng, ev.resolution, data.num_classes) for _ in range(args.reads + 1)]
+    times = []
+    for i, arch in enumerate(archs):
+        t0 = time.perf_counter()
+        ev(arch)
+        if i:  # the first read builds caches
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    result["read"] = {
+        "candidates": len(times),
+        "median_s": round(statistics.median(times), 3),
+        "p90_s": round(times[int(0.9 * (len(times) - 1))], 3),
+        "calib_images": ev.config.calib_images,
+        "val_images": ev.config.val_images,
+        "threads": ev.config.threads,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    print("read", result["read"])
+
+    t0 = time.perf_counter()
+    cfg = SearchConfig(target_latency="80ms", device=args.device, space=meta.get("space_source", meta["space"]),
+                       evaluator=f"supernet:{args.supernet}", data=args.data, seed=meta["config"]["seed"],
+                       objective="pareto", trials=args.search_trials, time_budget_s=None, window=None,
+                       out_dir=str(out / "searches"), name=f"cost-{int(time.time())}")
+    found = search(cfg)
+    wall = time.perf_counter() - t0
+    result["search"] = {
+        "trials": found.trials,
+        "wall_s": round(wall, 1),
+        "seconds_per_trial": round(wall / max(1, found.trials), 3),
+        "pareto_points": len(found.pareto),
+        "minutes_for_1000": round(wall / max(1, found.trials) * 1000 / 60, 1),
+        "minutes_for_1000_is": "measured" if found.trials >= 1000 else "extrapolated from this run",
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+    }
+    print("search", result["search"])
+    ec.save(out, "cost", result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
