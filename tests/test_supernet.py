@@ -212,7 +212,10 @@ def test_supernet_evaluator_reads_and_checks_space_and_data(trained: Path, tiny_
     arch = net.random_subnet(random.Random(2)).replace(resolution=224, num_classes=1000)
     result = ev(arch)
     assert 0 <= result.accuracy <= 1 and result.extra["val_images"] == len(data.val)
-    assert ev(arch).accuracy == result.accuracy  # the same read twice: recalibration is deterministic
+    again = build_evaluator(f"supernet:{trained}", data, space=str(tiny_space), seed=0,
+                            options={"calib_images": 32, "val_images": 0})
+    assert again(arch).accuracy == result.accuracy  # a fresh read: recalibration is deterministic
+    assert ev(arch).extra["cached"] and not result.extra["cached"]
     assert isinstance(ev.default_trials, int) and ev.default_trials >= 1
     with pytest.raises(NasError, match="trained on space 'tiny'"):
         build_evaluator(f"supernet:{trained}", data, space="mobilenetv3")

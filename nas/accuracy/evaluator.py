@@ -255,6 +255,8 @@ class SupernetEvaluator:
         self.net = run.supernet
         self.data = data
         self.calib = calibration_images(data, self.config.calib_images, self.config.seed)
+        # A read is deterministic: a candidate the search proposes again costs nothing the second time.
+        self._reads: dict[str, float] = {}
 
     @property
     def resolution(self) -> int:
@@ -269,13 +271,17 @@ class SupernetEvaluator:
 
         start = time.perf_counter()
         sub = _proxy_arch(arch, self.data, self.resolution)
-        prev = torch.get_num_threads()
-        torch.set_num_threads(self.config.threads)
-        try:
-            self.net.check(sub)
-            acc = read_accuracy(self.net, sub, self.calib, self.data.val, self.config.val_images)
-        finally:
-            torch.set_num_threads(prev)
+        cached = sub.hash in self._reads
+        if not cached:
+            prev = torch.get_num_threads()
+            torch.set_num_threads(self.config.threads)
+            try:
+                self.net.check(sub)
+                self._reads[sub.hash] = read_accuracy(self.net, sub, self.calib, self.data.val,
+                                                      self.config.val_images)
+            finally:
+                torch.set_num_threads(prev)
+        acc = self._reads[sub.hash]
         return EvalResult(
             accuracy=acc,
             seconds=time.perf_counter() - start,
@@ -285,6 +291,7 @@ class SupernetEvaluator:
                 "calib_images": len(self.calib),
                 "val_images": min(self.config.val_images or len(self.data.val), len(self.data.val)),
                 "proxy_resolution": self.resolution,
+                "cached": cached,
             },
         )
 

@@ -177,6 +177,8 @@ def max_arch(space: SearchSpace, resolution: int, num_classes: int) -> Arch:
 class Supernet(nn.Module):
     """Shared weights (`net`, a `Net` of `max_arch`) plus the kernel transforms; `forward(x, arch)` runs a subnet."""
 
+    _calibrating = False
+
     def __init__(self, space: SearchSpace, num_classes: int, resolution: int):
         super().__init__()
         self.space = space
@@ -297,8 +299,6 @@ class Supernet(nn.Module):
                     m.momentum = 0.1
         return functional_call(template, self.subnet_state(arch), (x,))
 
-    _calibrating = False
-
     @contextmanager
     def calibrating(self) -> Iterator[None]:
         """Reset every BatchNorm statistic; inside, forwards (no dropout) accumulate a plain average of the batch
@@ -391,7 +391,4 @@ class Supernet(nn.Module):
                 consumer = feats[i]
                 conv = consumer.expand[0] if i in self._elastic else consumer[0]
                 permute(conv.weight, 1, order)
-
-    def shared_parameters(self) -> list[nn.Parameter]:
-        return list(self.net.parameters())
 

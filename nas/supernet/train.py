@@ -326,7 +326,7 @@ def train_supernet(
     session = 0
     with _threads(cfg.threads):
         while epoch < cfg.epochs and (stop_after is None or session < stop_after):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             torch.manual_seed(cfg.seed * 100_003 + epoch)
             gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
             rng = random.Random(cfg.seed * 100_003 + epoch)
@@ -369,6 +369,7 @@ def train_supernet(
                 "loss": sum(losses) / len(losses),
                 "lr_end": opt.param_groups[0]["lr"],
                 "train_seconds": round(train_s, 1),
+                "train_cpu_seconds": round(time.process_time() - cpu_start, 1),  # this process's CPU time
             }
             t0 = time.perf_counter()
             for name, arch in (("largest", largest), ("smallest", smallest), ("random", fixed_random)):
