@@ -49,13 +49,17 @@ def main(argv: list[str] | None = None) -> int:
     meta = read_json(Path(args.supernet) / "supernet.json", "supernet description")
     log = read_json(Path(args.supernet) / "log.json", "supernet log")
     per_phase: dict[str, list[float]] = {}
+    cpu_phase: dict[str, list[float]] = {}
     for e in log:
         per_phase.setdefault(e["phase"], []).append(e["train_seconds"] + e["eval_seconds"])
+        if "train_cpu_seconds" in e:
+            cpu_phase.setdefault(e["phase"], []).append(e["train_cpu_seconds"])
     result["training"] = {
         "data": meta["data"],
         "config": meta["config"],
         "epochs_done": len(log),
         "seconds_per_epoch": {k: round(statistics.median(v), 1) for k, v in per_phase.items()},
+        "train_cpu_seconds_per_epoch": {k: round(statistics.median(v), 1) for k, v in cpu_phase.items()},
     }
 
     data = load_data(args.data, seed=meta["config"]["seed"])
@@ -63,17 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     ev = build_evaluator(f"supernet:{args.supernet}", data, space=space, seed=meta["config"]["seed"])
     rng = random.Random(1)
     archs = [space.random_arch(rng, ev.resolution, data.num_classes) for _ in range(args.reads + 1)]
-    times = []
+    times, cpu = [], []
     for i, arch in enumerate(archs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ev(arch)
         if i:  # the first read builds caches
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
     times.sort()
     result["read"] = {
         "candidates": len(times),
         "median_s": round(statistics.median(times), 3),
         "p90_s": round(times[int(0.9 * (len(times) - 1))], 3),
+        "median_cpu_s": round(statistics.median(cpu), 3),
         "calib_images": ev.config.calib_images,
         "val_images": ev.config.val_images,
         "threads": ev.config.threads,
@@ -81,17 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     }
     print("read", result["read"])
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     cfg = SearchConfig(target_latency="80ms", device=args.device, space=meta.get("space_source", meta["space"]),
                        evaluator=f"supernet:{args.supernet}", data=args.data, seed=meta["config"]["seed"],
                        objective="pareto", trials=args.search_trials, time_budget_s=None, window=None,
                        out_dir=str(out / "searches"), name=f"cost-{int(time.time())}")
     found = search(cfg)
-    wall = time.perf_counter() - t0
+    wall, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     result["search"] = {
         "trials": found.trials,
         "wall_s": round(wall, 1),
         "seconds_per_trial": round(wall / max(1, found.trials), 3),
+        "cpu_seconds_per_trial": round(cpu_s / max(1, found.trials), 3),
+        "minutes_for_1000_cpu": round(cpu_s / max(1, found.trials) * 1000 / 60, 1),
         "pareto_points": len(found.pareto),
         "minutes_for_1000": round(wall / max(1, found.trials) * 1000 / 60, 1),
         "minutes_for_1000_is": "measured" if found.trials >= 1000 else "extrapolated from this run",

@@ -168,17 +168,21 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.time_standalone:
         spread_units = [u for u in units if u["group"] == "spread"]
-        timed = {}
+        timed, cpu = {}, {}
         for u in (spread_units[0], spread_units[len(spread_units) // 2], spread_units[-1]):
             torch.manual_seed(args.seed)
             cfg = TrainConfig(**{**STANDALONE.__dict__, "max_steps": args.time_standalone, "seed": args.seed})
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             train(build(Arch.from_dict(u["arch"])), data, cfg)
             timed[u["name"]] = round((time.perf_counter() - t0) / args.time_standalone, 3)
+            cpu[u["name"]] = round((time.process_time() - c0) / args.time_standalone, 3)
         steps = len(data.train) // STANDALONE.batch_size * args.epochs
         per_net = statistics.fmean(timed.values()) * steps
+        per_net_cpu = statistics.fmean(cpu.values()) * steps
         estimate = {
             "measured_seconds_per_step": timed,
+            "measured_cpu_seconds_per_step": cpu,
+            "estimated_cpu_hours_all": round(per_net_cpu * len(units) / 3600, 1),
             "timed": "the fastest, median and slowest architecture of the spread, first steps of the recipe",
             "steps_per_network": steps,
             "estimated_hours_per_network": round(per_net / 3600, 2),

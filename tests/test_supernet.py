@@ -197,6 +197,12 @@ def test_corrupt_or_foreign_checkpoint_is_one_line_and_touches_nothing(trained: 
     assert not out.exists()
 
 
+def test_train_refuses_a_space_that_does_not_fit_and_leaves_nothing(tmp_path: Path) -> None:
+    res = _nas("supernet", "train", "--space", "mnasnet", "--data", DATA, "--out", str(tmp_path / "x"))
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "stage0.op" in res.stderr
+    assert not (tmp_path / "x").exists()
+
+
 def test_train_refuses_to_overwrite_and_mismatched_resume(trained: Path, tmp_path: Path) -> None:
     res = _nas("supernet", "train", "--out", str(trained), "--data", DATA)
     assert res.returncode == 2 and "--resume" in res.stderr

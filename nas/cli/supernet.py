@@ -91,6 +91,7 @@ def run_train(args: argparse.Namespace) -> int:
     from nas.accuracy import load_data
     from nas.io import writable_dir
     from nas.space import DEFAULT_SPACE, load_space
+    from nas.supernet.model import check_space
     from nas.supernet.train import CHECKPOINT, META, SupernetConfig, load_run, train_supernet
 
     out = Path(args.out)
@@ -124,8 +125,9 @@ def run_train(args: argparse.Namespace) -> int:
         data_spec = args.data or "synthetic"
         seed = overrides.get("seed", 0)
         cfg = SupernetConfig(**overrides)
-    writable_dir(out)
+    check_space(load_space(space))  # a space that does not fit fails before anything is written
     data = load_data(data_spec, seed=seed)
+    writable_dir(out)
     bar = _bar(args.json)
     with bar:
         task = bar.add_task("", total=None)
