@@ -290,3 +290,52 @@ def test_data_first_n_keeps_the_first_training_images(tmp_path: Path) -> None:
     assert len(first.test) == 9 and first.name.endswith("#first=30")
     with pytest.raises(NasError, match="#first=N"):
         load_data(f"npz:{path}#last=3")
+
+
+def test_accuracy_predictor_fits_reads_and_serves_a_search(trained: Path, tiny_space: Path, tmp_path: Path,
+                                                            data) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    with pytest.raises(NasError, match="no accuracy predictor"):
+        build_evaluator(f"supernet-predictor:{run}", data, space=str(tiny_space))
+    res = _nas("supernet", "predictor", str(run), "--samples", "12", "--json")
+    assert res.returncode == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["samples"] == 12 and info["holdout"]["n"] == 2
+    ev = build_evaluator(f"supernet-predictor:{run}", data, space=str(tiny_space))
+    reader = build_evaluator(f"supernet:{run}", data, space=str(tiny_space))
+    net = load_run(run).supernet
+    arch = net.random_subnet(random.Random(9))
+    assert 0 <= ev(arch).accuracy <= 1 and ev(arch).extra["predicted"] and "predicted" in ev.metric_label
+    del reader
+    # A predictor of another epoch is refused.
+    meta = json.loads((run / "predictor.json").read_text())
+    meta["key"]["epoch"] += 1
+    (run / "predictor.json").write_text(json.dumps(meta))
+    with pytest.raises(NasError, match="fitted on other reads"):
+        build_evaluator(f"supernet-predictor:{run}", data, space=str(tiny_space))
+
+
+def test_predictor_encoding_recovers_a_known_accuracy_law(tiny_space: Path) -> None:
+    """Fitted on subnets whose 'accuracy' follows a known law of their choices, the ridge model ranks new ones
+    by it: the stage encoding sees depth, width, kernel, expansion, SE and activation."""
+    from nas.latency.validate import kendall_tau
+    from nas.supernet.predictor import Predictor, _fit, elastic_stages, stage_features
+
+    net = Supernet(load_space(tiny_space), 10, 32)
+    stages = elastic_stages(net)
+    assert stages == [1, 2]
+
+    def law(arch) -> float:
+        s1, s2 = arch.stages[1], arch.stages[2]
+        return (0.3 + 0.05 * len(s1) + 0.002 * s2[0].out + 0.03 * (s1[0].k == 5) + 0.02 * (s2[0].se > 0)
+                + 0.01 * (s2[0].act == "hswish") + 0.001 * s1[0].mid)
+
+    rng = random.Random(0)
+    train_archs = [net.random_subnet(rng) for _ in range(60)]
+    vocab, w = _fit([stage_features(a, stages) for a in train_archs], [law(a) for a in train_archs])
+    predict = Predictor({"vocab": vocab, "weights": w.tolist(), "stages": stages})
+    test_archs = [net.random_subnet(rng) for _ in range(20)]
+    assert kendall_tau([predict(a) for a in test_archs], [law(a) for a in test_archs]) > 0.8

@@ -9,6 +9,7 @@ evaluate(model, data.val, resolution=None)       # top-1 in [0, 1]
 fine_tune(model, data, steps=100, cfg=TrainConfig(lr=0.01))   # NetAdapt's short fine-tune: exactly `steps` steps
 evaluator = build_evaluator("train", data, space="mobilenetv3", seed=0, options={"epochs": 2})
                                                  # | "zero-cost" | "supernet:DIR" (nas supernet train)
+                                                 # | "supernet-predictor:DIR" (nas supernet predictor)
 evaluator.resolution, evaluator.metric_label, evaluator.default_trials
 evaluator = make_evaluator("train", data)        # or ("zero-cost", data, ZeroCostConfig(score="naswot"))
 evaluator(arch, report=None)                     # → EvalResult(accuracy, seconds, epochs, pruned, extra)
@@ -33,6 +34,7 @@ from nas.accuracy.evaluator import (
     PROXY_TRAIN,
     EvalResult,
     SupernetEvaluator,
+    SupernetPredictorEvaluator,
     SupernetReadConfig,
     TrainEvaluator,
     ZeroCostConfig,
@@ -50,6 +52,7 @@ __all__ = [
     "EvalResult",
     "Split",
     "SupernetEvaluator",
+    "SupernetPredictorEvaluator",
     "SupernetReadConfig",
     "TrainConfig",
     "TrainEvaluator",

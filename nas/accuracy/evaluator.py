@@ -20,6 +20,8 @@ search's own time).
 - ``supernet:DIR``: the validation top-1 of the candidate as a subnet of the weight-sharing supernet trained
   into DIR (`nas supernet train`), after BatchNorm recalibration on a fixed draw of training images
   (`nas.supernet`). The supernet must have been trained on this space and on this data (same images, same split).
+- ``supernet-predictor:DIR``: that top-1 *predicted* by the ridge model `nas supernet predictor DIR` fitted on
+  reads of random subnets (OFA's accuracy predictor): microseconds a candidate, for searches of thousands.
 
 The latency of a candidate is never estimated here: the search predicts it at the deployment resolution.
 """
@@ -43,7 +45,7 @@ from nas.arch import Arch
 from nas.errors import NasError
 from nas.model import build, count_params
 
-EVALUATORS = ("train", "zero-cost", "supernet:DIR")
+EVALUATORS = ("train", "zero-cost", "supernet:DIR", "supernet-predictor:DIR")
 # The search's own time per trial besides the evaluator (sampling, latency lookup, journal): what
 # `default_trials` adds to a measured evaluation. A rough allowance, not a measurement of any one machine.
 SEARCH_OVERHEAD_S = 0.05
@@ -296,6 +298,34 @@ class SupernetEvaluator:
         )
 
 
+class SupernetPredictorEvaluator(SupernetEvaluator):
+    """The supernet's top-1 as predicted by DIR/predictor.json (see nas.supernet.predictor)."""
+
+    kind = "supernet-predictor"
+
+    def __init__(self, directory: str, data: DataSplits, space: Any, config: SupernetReadConfig | None = None):
+        from nas.supernet.predictor import load_predictor
+
+        super().__init__(directory, data, space, config)
+        self.predictor, info = load_predictor(directory, self)
+        self.holdout = info["holdout"]
+        self.metric_label = (
+            f"supernet top-1 predicted from {info['samples']} reads (validation, BN recalibrated; "
+            f"held-out τ {self.holdout['kendall_tau']:.2f})"
+        )
+
+    def __call__(self, arch: Arch, report: Report | None = None) -> EvalResult:
+        start = time.perf_counter()
+        sub = _proxy_arch(arch, self.data, self.resolution)
+        self.net.check(sub)
+        return EvalResult(
+            accuracy=self.predictor(sub),
+            seconds=time.perf_counter() - start,
+            extra={"supernet": str(self.directory), "supernet_epoch": self.run.epoch, "predicted": True,
+                   "predictor_holdout": self.holdout, "proxy_resolution": self.resolution},
+        )
+
+
 def _trials_in_budget(evaluator: Any, data: DataSplits, samples: int = 3) -> int:
     """How many candidates `evaluator` scores in `TRIAL_BUDGET_S`: the median time of `samples` reads of
     random architectures of the default space (after one untimed read), plus the search's overhead."""
@@ -332,22 +362,23 @@ def build_evaluator(
         base = PROXY_TRAIN
     elif spec in ("zero-cost", "zerocost", "zero_cost"):
         base = ZeroCostConfig()
-    elif kind == "supernet":
+    elif kind in ("supernet", "supernet-predictor"):
         if not arg:
-            raise NasError("--evaluator supernet:DIR needs the supernet's directory, as in supernet:runs/supernet")
+            raise NasError(f"--evaluator {kind}:DIR needs the supernet's directory, as in {kind}:runs/supernet")
         base = SupernetReadConfig()
     else:
         raise NasError(f"unknown evaluator {spec!r} (known: {', '.join(EVALUATORS)})")
     known = {f.name for f in fields(base)}
     unknown = sorted(set(options) - known)
     if unknown:
-        label = "supernet" if kind == "supernet" else spec
+        label = "supernet" if kind.startswith("supernet") else spec
         raise NasError(
             f"evaluator option {unknown[0]!r} is not one of the {label} evaluator's: " + ", ".join(sorted(known))
         )
     config = replace(base, seed=seed, **options)
-    if kind == "supernet":
-        return SupernetEvaluator(arg, data, space if space is not None else "mobilenetv3", config)
+    if kind.startswith("supernet"):
+        cls = SupernetEvaluator if kind == "supernet" else SupernetPredictorEvaluator
+        return cls(arg, data, space if space is not None else "mobilenetv3", config)
     return make_evaluator(spec, data, config)
 
 

@@ -154,7 +154,7 @@ def _check_config(c: SearchConfig) -> None:
         raise NasError(f"unknown objective {c.objective!r}; choose one of {', '.join(OBJECTIVES)}")
     if c.sampler is not None and c.sampler not in SAMPLERS:
         raise NasError(f"unknown sampler {c.sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    if c.evaluator not in EVALUATORS and not c.evaluator.startswith("supernet:"):
+    if c.evaluator not in EVALUATORS and not c.evaluator.startswith(("supernet:", "supernet-predictor:")):
         raise NasError(f"unknown evaluator {c.evaluator!r}; choose one of {', '.join(EVALUATORS)}")
     if c.backend not in BACKENDS:
         raise NasError(f"unknown backend {c.backend!r}; choose one of {', '.join(BACKENDS)}")
