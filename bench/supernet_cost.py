@@ -6,7 +6,10 @@ accuracy (BN recalibration + validation top-1, one thread), and a search that re
 
 Writes `--out`/cost.json (with the machine, its load average and the exact command). The search is a real
 `nas search` run (objective pareto, every candidate read: no latency window), timed end to end; the time of
-1,000 candidates is extrapolated from it unless `--search-trials` is 1000 or more.
+1,000 candidates is extrapolated from it unless `--search-trials` is 1000 or more. With `--predictor-samples N`
+it also fits the accuracy predictor on N reads and times a `--predictor-trials` search on it (measured).
+Everything runs on a snapshot of the supernet directory (`--out`/snapshot), so a training still running beside
+it does not change the checkpoint under the measurement.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import sys
 import time
@@ -37,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="pixel")
     p.add_argument("--reads", type=int, default=30, help="random candidates whose read is timed")
     p.add_argument("--search-trials", type=int, default=200)
+    p.add_argument("--predictor-samples", type=int, default=0,
+                   help="also fit the accuracy predictor on this many reads and time a search on it")
+    p.add_argument("--predictor-trials", type=int, default=1000)
     p.add_argument("--out", default="bench/results/supernet")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args(argv)
@@ -46,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     out = ec.out_dir(args.out)
     result: dict[str, Any] = ec.provenance(args.smoke)
+    # A snapshot, so that a training still running beside this does not move the checkpoint under it.
+    snap = out / "snapshot"
+    shutil.rmtree(snap, ignore_errors=True)
+    snap.mkdir(parents=True)
+    for name in ("supernet.json", "checkpoint.pt", "log.json"):
+        shutil.copy2(Path(args.supernet) / name, snap / name)
+    args.supernet = str(snap)
     meta = read_json(Path(args.supernet) / "supernet.json", "supernet description")
     log = read_json(Path(args.supernet) / "log.json", "supernet log")
     per_phase: dict[str, list[float]] = {}
@@ -107,6 +121,34 @@ def main(argv: list[str] | None = None) -> int:
     }
     print("search", result["search"])
     ec.save(out, "cost", result)
+
+    if args.predictor_samples:
+        from nas.supernet.predictor import fit_predictor
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        fitted = fit_predictor(args.supernet, ev, args.predictor_samples, seed=meta["config"]["seed"])
+        fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
+        cfg = SearchConfig(target_latency="80ms", device=args.device, space=meta.get("space_source", meta["space"]),
+                           evaluator=f"supernet-predictor:{args.supernet}", data=args.data,
+                           seed=meta["config"]["seed"], objective="pareto", trials=args.predictor_trials,
+                           time_budget_s=None, window=None, out_dir=str(out / "searches"),
+                           name=f"cost-predictor-{int(time.time())}")
+        found = search(cfg)
+        wall, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        result["predictor"] = {
+            "samples": fitted["samples"],
+            "holdout": fitted["holdout"],
+            "fit_wall_s": round(fit_s, 1),
+            "fit_cpu_s": round(fit_cpu, 1),
+            "search_trials": found.trials,
+            "search_wall_s": round(wall, 1),
+            "search_cpu_s": round(cpu_s, 1),
+            "pareto_points": len(found.pareto),
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        }
+        print("predictor", result["predictor"])
+        ec.save(out, "cost", result)
     return 0
 
 

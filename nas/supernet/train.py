@@ -263,13 +263,12 @@ def train_supernet(
     *,
     resume: bool = False,
     progress: Progress | None = None,
-    stop_after: int | None = None,
     data_spec: str | None = None,
 ) -> SupernetRun:
     """Train (or, with `resume`, continue) a supernet of `space` on `data` into run directory `out`.
 
-    On resume the stored recipe is kept; `config.epochs` may extend it. `stop_after` ends the session after that
-    many epochs (tests; a later `resume` continues)."""
+    On resume the stored recipe is kept; `config.epochs` (and `threads`) may change. `data_spec` is recorded so
+    that a resume or an extraction can load the same data again."""
     d = Path(out)
     sp = space if isinstance(space, SearchSpace) else load_space(space)
     cfg = config or SupernetConfig()
@@ -323,9 +322,8 @@ def train_supernet(
     fixed_random = net.random_subnet(random.Random(cfg.seed + 12345))
     calib = calibration_images(data, cfg.calib_images, cfg.seed)
     x_all, y_all = data.train
-    session = 0
     with _threads(cfg.threads):
-        while epoch < cfg.epochs and (stop_after is None or session < stop_after):
+        while epoch < cfg.epochs:
             start, cpu_start = time.perf_counter(), time.process_time()
             torch.manual_seed(cfg.seed * 100_003 + epoch)
             gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
@@ -379,7 +377,6 @@ def train_supernet(
             _save_checkpoint(d, net, opt, epoch, meta)
             write_json(d / LOG, log)
             plot_curves(log, d / PLOT)
-            session += 1
     return SupernetRun(supernet=net, meta=meta, config=cfg, epoch=epoch, log=log)
 
 
