@@ -73,7 +73,7 @@ def pick_archs(space: Any, table: Any, target_ms: float, spread: int, band: int,
         picked.append({"group": "band", "latency_ms": ms, "choices": choices})
     for p in picked:
         arch = space.arch(p["choices"], resolution=resolution, num_classes=num_classes)
-        p.update(arch=arch.to_dict(), name=arch.name, macs=arch.macs)
+        p.update(name=arch.name, macs=arch.macs)
     return picked
 
 
@@ -160,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     result.update(data=data.name, supernet=str(supernet), device=args.device, target_ms=args.target_ms,
                   standalone_recipe={**STANDALONE.__dict__, "epochs": args.epochs, "max_steps": max_steps})
     units = result["units"]
-    from nas.arch import Arch
+
+    def arch_of(u: dict[str, Any]) -> Any:
+        return space.arch(u["choices"], resolution=data.image_size, num_classes=data.num_classes)
 
     def save() -> None:
         result["wall_s"] = {**clock.phases, "total (this invocation)": clock.total()}
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.manual_seed(args.seed)
             cfg = TrainConfig(**{**STANDALONE.__dict__, "max_steps": args.time_standalone, "seed": args.seed})
             t0, c0 = time.perf_counter(), time.process_time()
-            train(build(Arch.from_dict(u["arch"])), data, cfg)
+            train(build(arch_of(u)), data, cfg)
             timed[u["name"]] = round((time.perf_counter() - t0) / args.time_standalone, 3)
             cpu[u["name"]] = round((time.process_time() - c0) / args.time_standalone, 3)
         steps = len(data.train) // STANDALONE.batch_size * args.epochs
@@ -205,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         for u in units:
             if est in u:
                 continue
-            arch = Arch.from_dict(u["arch"])
+            arch = arch_of(u)
             t0 = time.perf_counter()
             if est == "flops":
                 u[est] = arch.macs
@@ -220,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         for u in units:
             if "standalone_test" in u:
                 continue
-            arch = Arch.from_dict(u["arch"])
+            arch = arch_of(u)
             torch.manual_seed(args.seed)
             model = build(arch)
             cfg = TrainConfig(**{**STANDALONE.__dict__, "epochs": args.epochs, "max_steps": max_steps,
