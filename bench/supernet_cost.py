@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--predictor-samples", type=int, default=0,
                    help="also fit the accuracy predictor on this many reads and time a search on it")
     p.add_argument("--predictor-trials", type=int, default=1000)
+    p.add_argument("--step-cost", type=int, default=0, metavar="N",
+                   help="time N training steps of each phase (largest alone, sandwich) with the real training code")
     p.add_argument("--out", default="bench/results/supernet")
     p.add_argument("--smoke", action="store_true")
     args = p.parse_args(argv)
@@ -52,7 +54,33 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     out = ec.out_dir(args.out)
-    result: dict[str, Any] = ec.provenance(args.smoke)
+    # Each invocation refreshes the sections it runs and keeps the others, each with its own provenance.
+    result: dict[str, Any] = read_json(out / "cost.json", "cost report") if (out / "cost.json").is_file() else {}
+    here = ec.provenance(args.smoke)
+    result.update(here)  # the top level names the latest invocation; each section keeps the one that made it
+    if args.step_cost:
+        import tempfile
+
+        from nas.supernet.train import SupernetConfig, train_supernet
+
+        data = load_data(args.data, seed=0)
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = SupernetConfig(epochs=2, warmup_epochs=1, max_steps=args.step_cost, val_images=500)
+            run = train_supernet("mobilenetv3", data, Path(tmp) / "run", cfg)
+        steps = len(data.train) // cfg.batch_size
+        per_step = {e["phase"]: e["train_cpu_seconds"] / args.step_cost for e in run.log}
+        result["step_cost"] = {
+            "steps_timed_per_phase": args.step_cost,
+            "cpu_seconds_per_step": {k: round(v, 3) for k, v in per_step.items()},
+            "sandwich_over_largest": round(per_step["sandwich"] / per_step["largest"], 2),
+            "steps_per_epoch": steps,
+            "estimated_cpu_minutes_per_epoch": {k: round(v * steps / 60, 1) for k, v in per_step.items()},
+            "provenance": here,
+        }
+        print("step cost", result["step_cost"])
+        ec.save(out, "cost", result)
+        if not args.reads and not args.search_trials:
+            return 0
     # A snapshot, so that a training still running beside this does not move the checkpoint under it.
     snap = out / "snapshot"
     shutil.rmtree(snap, ignore_errors=True)
@@ -98,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "val_images": ev.config.val_images,
         "threads": ev.config.threads,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "provenance": here,
     }
     print("read", result["read"])
 
@@ -118,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "minutes_for_1000": round(wall / max(1, found.trials) * 1000 / 60, 1),
         "minutes_for_1000_is": "measured" if found.trials >= 1000 else "extrapolated from this run",
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "provenance": here,
     }
     print("search", result["search"])
     ec.save(out, "cost", result)
@@ -146,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             "search_cpu_s": round(cpu_s, 1),
             "pareto_points": len(found.pareto),
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            "provenance": here,
         }
         print("predictor", result["predictor"])
         ec.save(out, "cost", result)
