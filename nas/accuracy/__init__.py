@@ -7,6 +7,10 @@ data.train, data.val, data.test                  # Split(x: float32 N×3×H×W n
 result = train(model, data, TrainConfig(epochs=2, resolution=None), report=None)   # report(epoch, acc) → True prunes
 evaluate(model, data.val, resolution=None)       # top-1 in [0, 1]
 fine_tune(model, data, steps=100, cfg=TrainConfig(lr=0.01))   # NetAdapt's short fine-tune: exactly `steps` steps
+evaluator = build_evaluator("train", data, space="mobilenetv3", seed=0, options={"epochs": 2})
+                                                 # | "zero-cost" | "supernet:DIR" (nas supernet train)
+                                                 # | "supernet-predictor:DIR" (nas supernet predictor)
+evaluator.resolution, evaluator.metric_label, evaluator.default_trials
 evaluator = make_evaluator("train", data)        # or ("zero-cost", data, ZeroCostConfig(score="naswot"))
 evaluator(arch, report=None)                     # → EvalResult(accuracy, seconds, epochs, pruned, extra)
 zero_cost_score(model, batch, kind="synflow")    # | "naswot"
@@ -29,9 +33,13 @@ from nas.accuracy.evaluator import (
     EVALUATORS,
     PROXY_TRAIN,
     EvalResult,
+    SupernetEvaluator,
+    SupernetPredictorEvaluator,
+    SupernetReadConfig,
     TrainEvaluator,
     ZeroCostConfig,
     ZeroCostEvaluator,
+    build_evaluator,
     make_evaluator,
 )
 from nas.accuracy.train import TrainConfig, TrainingDiverged, TrainResult, evaluate, fine_tune, train
@@ -43,12 +51,16 @@ __all__ = [
     "DataSplits",
     "EvalResult",
     "Split",
+    "SupernetEvaluator",
+    "SupernetPredictorEvaluator",
+    "SupernetReadConfig",
     "TrainConfig",
     "TrainEvaluator",
     "TrainResult",
     "TrainingDiverged",
     "ZeroCostConfig",
     "ZeroCostEvaluator",
+    "build_evaluator",
     "evaluate",
     "fine_tune",
     "load_data",

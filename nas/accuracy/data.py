@@ -14,6 +14,10 @@ Specs (`--data`):
 - ``npz:FILE``: keys ``x_train``, ``y_train``, ``x_test``, ``y_test``; images N×3×H×W or N×H×W×3, uint8 (0–255) or
   float (0–1); read with ``allow_pickle=False``.
 
+Any spec may end with ``#first=N``: keep only the first N training images of the source, in its own order (the
+validation split is then carved out of them; the test split is unchanged), e.g.
+``npz:cifar10.npz#first=20000``. The suffix is part of the data's name, so runs on it are told apart.
+
 The validation split is always carved out of the *training* images (a stratified `val_fraction`, chosen by the
 seed): search and NetAdapt select on it, never on the test split. Images are normalised per channel with the
 training split's mean and std and kept in memory as float32 N×3×H×W tensors; labels are int64.
@@ -83,6 +87,13 @@ def load_data(
         raise NasError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if limit is not None and limit < 2:
         raise NasError(f"limit must be at least 2, got {limit}")
+    first = None
+    if "#" in spec:
+        spec, _, option = spec.rpartition("#")
+        key, _, value = option.partition("=")
+        if key != "first" or not value.isdigit() or int(value) < 2:
+            raise NasError(f"--data {spec}#{option}: the only option is #first=N (N ≥ 2 training images)")
+        first = int(value)
     kind, _, arg = spec.partition(":")
     if kind == "synthetic":
         x_train, y_train, x_test, y_test = _synthetic(arg, seed)
@@ -101,6 +112,9 @@ def load_data(
             f"unknown data kind {kind!r} in --data {spec!r} (known: synthetic, cifar10:DIR, imagefolder:DIR, npz:FILE)"
         )
 
+    if first is not None:
+        x_train, y_train = x_train[:first], y_train[:first]
+        name += f"#first={first}"
     x_train, y_train = _check(x_train, y_train, f"{spec} (train)")
     x_test, y_test = _check(x_test, y_test, f"{spec} (test)")
     if x_train.shape[1:] != x_test.shape[1:]:

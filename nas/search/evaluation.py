@@ -17,7 +17,6 @@ import optuna
 from optuna.trial import TrialState
 
 from nas.arch import Arch
-from nas.errors import NasError
 from nas.search import runs
 from nas.search.config import SearchConfig
 from nas.search.reward import Reward
@@ -33,30 +32,16 @@ Evaluator = Callable[..., Any]  # evaluator(arch, report=None) -> object with .a
 
 
 def build_evaluator(spec: str, data: Any, *, space: Any, seed: int, options: dict[str, Any]) -> Evaluator:
-    """The search's one call site for making an evaluator from `--evaluator KIND[:ARG]`: nas.accuracy's
-    `build_evaluator` where it exists, else nas.accuracy's `make_evaluator` with the run's seed and
-    `options` overriding fields of the evaluator's own config."""
+    """The search's one call site for making an evaluator from `--evaluator KIND[:ARG]` (nas.accuracy owns
+    the kinds and refuses an unknown one)."""
     from nas import accuracy
 
-    build = getattr(accuracy, "build_evaluator", None)
-    if build is not None:
-        return build(spec, data, space=space, seed=seed, options=dict(options))
-    default = accuracy.make_evaluator(spec, data)  # an unknown kind is refused here, naming the known ones
-    known = {f.name for f in dataclasses.fields(default.config)}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise NasError(
-            f"evaluator option {unknown[0]!r} is not one of the {spec} evaluator's: " + ", ".join(sorted(known))
-        )
-    return accuracy.make_evaluator(spec, data, dataclasses.replace(default.config, seed=seed, **options))
-
-
-# What an evaluator's number means, for evaluators that do not say (`metric_label`).
-_LABELS = {"train": "proxy top-1 (validation)", "zero-cost": "zero-cost proxy score (not an accuracy)"}
+    return accuracy.build_evaluator(spec, data, space=space, seed=seed, options=dict(options))
 
 
 def metric_label(evaluator: Evaluator, spec: str) -> str:
-    return getattr(evaluator, "metric_label", None) or _LABELS.get(spec) or f"{spec} evaluator's accuracy"
+    """What the evaluator's number means; a caller's own evaluator may not say."""
+    return getattr(evaluator, "metric_label", None) or f"{spec} evaluator's accuracy"
 
 
 # ---------------------------------------------------------------------------------------------- context

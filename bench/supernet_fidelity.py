@@ -1,0 +1,266 @@
+"""How well does each cheap accuracy estimate rank architectures the way training them alone does? (issue 11)
+
+Architectures of the space: `--spread` spread evenly over predicted latency (quantiles of a seeded random pool),
+and `--band` more within ±10% of `--target-ms`. For each one, every estimator:
+
+- `supernet`: validation top-1 read from the trained supernet `--supernet DIR` (BN recalibrated);
+- `proxy`: the search's default one-epoch proxy training (validation top-1);
+- `synflow`, `naswot`: zero-cost scores of the untrained network;
+- `flops`: multiply-accumulates at the data's resolution;
+
+and the reference: **stand-alone** training with one fixed recipe (`STANDALONE`, `--epochs`), top-1 on the test
+split (read for this final figure only). Kendall τ of each estimator against the reference, over the spread and
+within the band, with 95% bootstrap intervals (architectures resampled).
+
+Resumable: every finished (architecture, estimator) goes to `--out`/fidelity.json at once; a rerun skips it.
+`--time-standalone N` trains the first architecture for N steps only, and writes the measured seconds per step and
+the *estimated* cost of every stand-alone training to cost_estimate.json, without running them.
+`--smoke`: tiny sizes on synthetic data with a tiny supernet trained on the spot (seconds; tests run it).
+
+    python bench/supernet_fidelity.py --supernet bench/results/supernet/cifar10-20k \\
+        --data 'npz:../shared/data/cifar10.npz#first=20000'
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import evidence_common as ec
+
+from nas.accuracy import TrainConfig, build_evaluator, evaluate, load_data, train
+from nas.io import read_json
+from nas.latency import load_table, predict
+from nas.latency.validate import kendall_tau
+from nas.model import build
+from nas.space import load_space
+
+# The stand-alone reference recipe: the project's training recipe (SGD + Nesterov, warm-up + cosine, label
+# smoothing, crop + flip), the same for every architecture.
+STANDALONE = TrainConfig(epochs=10, batch_size=128, lr=0.1)
+ESTIMATORS = ("supernet", "proxy", "synflow", "naswot", "flops")
+
+
+def pick_archs(space: Any, table: Any, target_ms: float, spread: int, band: int, pool: int, seed: int,
+               resolution: int, num_classes: int) -> list[dict[str, Any]]:
+    """`spread` architectures at evenly spaced latency quantiles of a random pool, then `band` more within ±10%
+    of the target (deployment latency predicted at 224×224; the arch itself at the data's resolution)."""
+    rng = random.Random(seed)
+    seen, rows = set(), []
+    for _ in range(pool):
+        choices = space.random_choices(rng)
+        deploy = space.arch(choices, resolution=224, num_classes=1000)
+        if deploy.hash in seen:
+            continue
+        seen.add(deploy.hash)
+        rows.append((predict(deploy, table).latency_ms, choices))
+    rows.sort(key=lambda r: r[0])
+    picked: list[dict[str, Any]] = []
+    for i in range(spread):
+        ms, choices = rows[round(i * (len(rows) - 1) / max(1, spread - 1))]
+        picked.append({"group": "spread", "latency_ms": ms, "choices": choices})
+    taken = {id(p["choices"]) for p in picked}
+    in_band = [r for r in rows if abs(r[0] / target_ms - 1) <= 0.10 and id(r[1]) not in taken]
+    rng.shuffle(in_band)
+    for ms, choices in in_band[:band]:
+        picked.append({"group": "band", "latency_ms": ms, "choices": choices})
+    for p in picked:
+        arch = space.arch(p["choices"], resolution=resolution, num_classes=num_classes)
+        p.update(name=arch.name, macs=arch.macs)
+    return picked
+
+
+def bootstrap_tau(a: list[float], b: list[float], n: int, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    taus = []
+    for _ in range(n):
+        idx = [rng.randrange(len(a)) for _ in a]
+        xa, xb = [a[i] for i in idx], [b[i] for i in idx]
+        if len(set(xa)) > 1 and len(set(xb)) > 1:
+            taus.append(kendall_tau(xa, xb))
+    taus.sort()
+    if not taus:
+        return [float("nan"), float("nan")]
+    return [round(taus[int(0.025 * (len(taus) - 1))], 4), round(taus[int(0.975 * (len(taus) - 1))], 4)]
+
+
+def fidelity_table(units: list[dict[str, Any]], boot: int) -> dict[str, Any]:
+    table: dict[str, Any] = {}
+    for group in ("spread", "band"):
+        rows = [u for u in units if u["group"] == group and "standalone_test" in u]
+        table[group] = {}
+        for est in ESTIMATORS:
+            pairs = [(u[est], u["standalone_test"]) for u in rows if u.get(est) is not None]
+            if len(pairs) < 3:
+                continue
+            a, b = [p[0] for p in pairs], [p[1] for p in pairs]
+            table[group][est] = {"n": len(pairs), "tau": round(kendall_tau(a, b), 4),
+                                 "ci95": bootstrap_tau(a, b, boot, seed=len(pairs))}
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--supernet", help="trained supernet directory (nas supernet train)")
+    p.add_argument("--data", default="npz:../shared/data/cifar10.npz#first=20000")
+    p.add_argument("--space", default="mobilenetv3")
+    p.add_argument("--device", default="pixel")
+    p.add_argument("--target-ms", type=float, default=80.0)
+    p.add_argument("--spread", type=int, default=30)
+    p.add_argument("--band", type=int, default=15)
+    p.add_argument("--pool", type=int, default=3000, help="random architectures to pick from")
+    p.add_argument("--epochs", type=float, default=STANDALONE.epochs, help="stand-alone training epochs")
+    p.add_argument("--skip-standalone", action="store_true", help="estimators only")
+    p.add_argument("--time-standalone", type=int, default=None, metavar="STEPS",
+                   help="time STEPS steps of one stand-alone training and estimate the full cost; train nothing else")
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="bench/results/supernet-fidelity")
+    p.add_argument("--smoke", action="store_true", help="tiny run on synthetic data (seconds)")
+    args = p.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(1)
+    out = ec.out_dir(args.out)
+    clock = ec.Stopwatch()
+    max_steps = None
+    if args.smoke:
+        args.data, args.spread, args.band, args.pool, args.bootstrap = "synthetic:120,40", 3, 2, 40, 20
+        max_steps = 1
+    data = load_data(args.data, seed=args.seed)
+    space = load_space(args.space)
+    table = load_table(args.device)
+    supernet = args.supernet
+    if args.smoke and not supernet:
+        from nas.supernet.train import SupernetConfig, train_supernet
+
+        supernet = str(out / "supernet")
+        if not (Path(supernet) / "checkpoint.pt").exists():
+            train_supernet(space, data, supernet, SupernetConfig(epochs=2, batch_size=16, max_steps=1,
+                                                                 calib_images=32), data_spec=args.data)
+    if not supernet:
+        p.error("--supernet DIR is required (train one with `nas supernet train`)")
+
+    path = out / "fidelity.json"
+    result: dict[str, Any] = read_json(path) if path.is_file() else {}
+    if not result.get("units"):
+        t0 = time.perf_counter()
+        result = {"units": pick_archs(space, table, args.target_ms, args.spread, args.band, args.pool, args.seed,
+                                      data.image_size, data.num_classes)}
+        clock.add("pick architectures", time.perf_counter() - t0)
+    result.update(ec.provenance(args.smoke))
+    result.update(data=data.name, supernet=str(supernet), device=args.device, target_ms=args.target_ms,
+                  standalone_recipe={**STANDALONE.__dict__, "epochs": args.epochs, "max_steps": max_steps})
+    units = result["units"]
+
+    def arch_of(u: dict[str, Any]) -> Any:
+        return space.arch(u["choices"], resolution=data.image_size, num_classes=data.num_classes)
+
+    def save() -> None:
+        result["wall_s"] = {**clock.phases, "total (this invocation)": clock.total()}
+        ec.save(out, "fidelity", result)
+
+    if args.time_standalone:
+        spread_units = [u for u in units if u["group"] == "spread"]
+        timed, cpu = {}, {}
+        for u in (spread_units[0], spread_units[len(spread_units) // 2], spread_units[-1]):
+            torch.manual_seed(args.seed)
+            cfg = TrainConfig(**{**STANDALONE.__dict__, "max_steps": args.time_standalone, "seed": args.seed})
+            t0, c0 = time.perf_counter(), time.process_time()
+            train(build(arch_of(u)), data, cfg)
+            timed[u["name"]] = round((time.perf_counter() - t0) / args.time_standalone, 3)
+            cpu[u["name"]] = round((time.process_time() - c0) / args.time_standalone, 3)
+        steps = len(data.train) // STANDALONE.batch_size * args.epochs
+        per_net = statistics.fmean(timed.values()) * steps
+        per_net_cpu = statistics.fmean(cpu.values()) * steps
+        estimate = {
+            "measured_seconds_per_step": timed,
+            "measured_cpu_seconds_per_step": cpu,
+            "estimated_cpu_hours_all": round(per_net_cpu * len(units) / 3600, 1),
+            "timed": "the fastest, median and slowest architecture of the spread, first steps of the recipe",
+            "steps_per_network": steps,
+            "estimated_hours_per_network": round(per_net / 3600, 2),
+            "estimated_hours_all": round(per_net * len(units) / 3600, 1),
+            "networks": len(units),
+            **ec.provenance(args.smoke),
+        }
+        save()
+        ec.save(out, "cost_estimate", estimate)
+        print(estimate)
+        return 0
+
+    estimators = {
+        "supernet": build_evaluator(f"supernet:{supernet}", data, space=space, seed=args.seed),
+        "proxy": build_evaluator("train", data, seed=args.seed, options={"max_steps": max_steps} if max_steps else {}),
+        "synflow": build_evaluator("zero-cost", data, seed=args.seed, options={"score": "synflow"}),
+        "naswot": build_evaluator("zero-cost", data, seed=args.seed, options={"score": "naswot"}),
+    }
+    for est in ("flops", "synflow", "naswot", "supernet", "proxy"):
+        for u in units:
+            if est in u:
+                continue
+            arch = arch_of(u)
+            t0 = time.perf_counter()
+            if est == "flops":
+                u[est] = arch.macs
+            else:
+                r = estimators[est](arch)
+                u[est] = r.extra["score"] if est in ("synflow", "naswot") else r.accuracy
+            u.setdefault("seconds", {})[est] = round(time.perf_counter() - t0, 3)
+            clock.add(est, time.perf_counter() - t0)
+            save()
+
+    if not args.skip_standalone:
+        for u in units:
+            if "standalone_test" in u:
+                continue
+            arch = arch_of(u)
+            torch.manual_seed(args.seed)
+            model = build(arch)
+            cfg = TrainConfig(**{**STANDALONE.__dict__, "epochs": args.epochs, "max_steps": max_steps,
+                                 "seed": args.seed})
+            t0 = time.perf_counter()
+            res = train(model, data, cfg)
+            u["standalone_val"] = res.accuracy
+            u["standalone_test"] = evaluate(model, data.test)
+            u.setdefault("seconds", {})["standalone"] = round(time.perf_counter() - t0, 1)
+            clock.add("standalone", time.perf_counter() - t0)
+            save()
+
+    result["kendall_tau"] = fidelity_table(units, args.bootstrap)
+    save()
+    plot(units, out / "fidelity.png")
+    for group, rows in result["kendall_tau"].items():
+        print(group, {k: (v["tau"], v["ci95"]) for k, v in rows.items()})
+    return 0
+
+
+def plot(units: list[dict[str, Any]], path: Path) -> None:
+    rows = [u for u in units if "standalone_test" in u]
+    if not rows:
+        return
+    plt = ec.pyplot()
+    fig, axes = plt.subplots(1, len(ESTIMATORS), figsize=(4 * len(ESTIMATORS), 3.6))
+    for ax, est in zip(axes, ESTIMATORS, strict=True):
+        for group, colour in (("spread", "tab:blue"), ("band", "tab:orange")):
+            pts = [(u[est], u["standalone_test"]) for u in rows if u["group"] == group and u.get(est) is not None]
+            if pts:
+                ax.scatter(*zip(*pts, strict=True), s=14, c=colour, label=group)
+        ax.set_xlabel(est)
+        ax.set_ylabel("stand-alone test top-1")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    ec.save_figure(fig, path)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
