@@ -12,6 +12,7 @@ import re
 import stat
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -108,8 +109,6 @@ _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 def json_depth(text: str) -> int:
     """The deepest nesting of arrays and objects in JSON text, found without recursion (strings skipped)."""
-    if text.count("[") + text.count("{") <= MAX_DEPTH:
-        return text.count("[") + text.count("{")
     import numpy as np
 
     brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)).encode("ascii")
@@ -199,7 +198,9 @@ def read_state_dict(path: str | Path) -> dict[str, Any]:
 
     path = check_file(path, "weights file", MAX_WEIGHTS_BYTES)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns of pickle details of a file it then reads or refuses
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several kinds for a file that is not its format
         first = str(err).strip().split("\n")[0].split(". ")[0]
         raise NasError(f"cannot read weights {path}: not a torch state_dict file ({first})") from None

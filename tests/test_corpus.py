@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -184,10 +185,12 @@ def _alarm(seconds: float) -> Iterator[None]:
 
 
 def _run_here(argv: list[str], seconds: float, capsys: pytest.CaptureFixture) -> Outcome:
-    tb, code = "", None
+    tb, code, caught = "", None, []
     start, cpu = time.perf_counter(), time.process_time() + _children_cpu()
     try:
-        with _alarm(3 * seconds):  # a hang is stopped (and fails the limit) rather than stalling the suite
+        # Warnings are stderr lines to a user of the command line: recorded, and shown as such below.
+        with warnings.catch_warnings(record=True) as caught, _alarm(3 * seconds):
+            warnings.simplefilter("always")
             code = main(argv)
     except SystemExit as err:
         code = err.code if isinstance(err.code, int) else 2
@@ -197,7 +200,8 @@ def _run_here(argv: list[str], seconds: float, capsys: pytest.CaptureFixture) ->
         tb = traceback.format_exc()
     cpu = time.process_time() + _children_cpu() - cpu
     captured = capsys.readouterr()
-    return Outcome(code, captured.out, captured.err, cpu, time.perf_counter() - start, tb)
+    shown = "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught)
+    return Outcome(code, captured.out, shown + captured.err, cpu, time.perf_counter() - start, tb)
 
 
 def _env() -> dict[str, str]:
