@@ -28,6 +28,10 @@ same network (a rounded width that equals another, an SE ratio on a plain conv, 
 shape changes, skips at different positions), so `size` counts distinct architectures exactly, and
 `combinations` is the plain product of the choices.
 
+A space file is untrusted input: it is read with `nas.io`'s bounded YAML reader (size and nesting capped, no
+aliases), and its numbers are bounded by the limits of `nas.arch` (docs/arch-spec.md, "Limits"), so no file can
+make loading it allocate or enumerate without bound.
+
 YAML schema (search_spaces/*.yaml; every field is checked on load, errors name the file, line and field)::
 
     name: str                      # default: the file's stem
