@@ -689,7 +689,8 @@ class Arch:
 
     def _check_ceilings(self, sites: list[BlockSite]) -> None:
         """Parameters, MACs and the largest tensor within MAX_PARAMS, MAX_MACS and MAX_ACTIVATION, from the
-        spec alone; the message names the first block (or head layer) that passes a ceiling."""
+        spec alone; the message names the first block (or head layer) that passes a ceiling. The total is kept
+        for `costs()`."""
         x = Shape(self.in_channels, self.resolution, self.resolution)
         if x.c * x.h * x.w > MAX_ACTIVATION:
             raise SpecError(
@@ -715,6 +716,7 @@ class Arch:
                     raise SpecError(
                         f"{where}: the network reaches {value:,} {what} here, above the limit of {limit:,} ({label})"
                     )
+        object.__setattr__(self, "_costs", total)
 
     # -- walking
 
@@ -779,12 +781,8 @@ class Arch:
         return out
 
     def costs(self) -> Cost:
-        total = Cost()
-        for site in self.sites():
-            total += site.cost
-        for _, cost in self.head_costs():
-            total += cost
-        return total
+        """Parameters and MACs of the whole network (summed once, when the spec was checked)."""
+        return self._costs  # type: ignore[attr-defined]
 
     @property
     def params(self) -> int:
