@@ -145,6 +145,7 @@ def space_files() -> None:
     write("space/n_5000_digits.yaml", with_stage("  - {out: 24, n: 1" + "0" * 5000 + ", stride: 2}"))
     write("space/python_tag.yaml", SPACE + "description: !!python/object/apply:os.system ['touch pwned']\n")
     write("space/not_mapping.yaml", "- a\n- b\n")
+    write("space/unhashable_key.yaml", "? [a, b]\n: 1\n" + SPACE)
     write("space/duplicate_key.yaml", SPACE + "name: again\n")
     write("space/invalid.yaml", "name: x\nstages: [1, 2\n")
     # "Billion laughs": nine references per level, nine levels; expanded, 387 million leaves.
