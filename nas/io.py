@@ -62,6 +62,11 @@ def _size(n: int) -> str:
     return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.1f} kiB" if n >= 2**10 else f"{n} bytes"
 
 
+def _first_clause(err: BaseException) -> str:
+    """The gist of a library's message: its first line, up to a `;` (Python's own advice after it is not ours)."""
+    return str(err).splitlines()[0].split(";")[0] if str(err) else type(err).__name__
+
+
 def check_file(path: str | Path, what: str, max_bytes: int) -> Path:
     """`path` is an existing regular file (not a directory, FIFO or device, which could block a reader) of at
     most `max_bytes`; NasError naming `what` otherwise."""
@@ -131,7 +136,7 @@ def parse_json(text: str, what: str = "JSON", max_bytes: int = MAX_JSON_BYTES) -
     except json.JSONDecodeError as err:
         raise NasError(f"{what} is not valid JSON: {err}") from None
     except (ValueError, RecursionError) as err:  # an integer of more than 4300 digits, say
-        raise NasError(f"{what} is not valid JSON: {str(err).splitlines()[0]}") from None
+        raise NasError(f"{what} is not valid JSON: {_first_clause(err)}") from None
 
 
 def read_json(path: str | Path, what: str = "file", max_bytes: int = MAX_JSON_BYTES) -> Any:
@@ -175,7 +180,7 @@ def parse_yaml(text: str, label: str, max_bytes: int = MAX_YAML_BYTES) -> tuple[
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise NasError(f"{where}: not valid YAML: {problem}") from None
     except (ValueError, RecursionError) as err:  # an integer of more than 4300 digits, say
-        raise NasError(f"{label}: not valid YAML: {str(err).splitlines()[0]}") from None
+        raise NasError(f"{label}: not valid YAML: {_first_clause(err)}") from None
     finally:
         loader.dispose()
 

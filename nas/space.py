@@ -945,7 +945,6 @@ def _parse_stage(src: _Source, i: int, raw: Any, presets: dict[str, _Op]) -> Sta
         raise src.error(
             (*path, "width"), f"out × width = {widest:g} channels, above the limit of {MAX_CHANNELS} (MAX_CHANNELS)"
         )
-
     if per_layer and len(dims["layers"]) > 1:
         raise src.error(
             (*path, "layers"), "a stage that chooses per layer has a fixed depth (search it with a skip op)"
