@@ -1,8 +1,9 @@
-"""Write the files of the bad-input corpus (tests/corpus/), deterministically: `python tests/corpus/make_corpus.py`.
+"""Write the files of the bad-input corpus (tests/corpus/): `python tests/corpus/make_corpus.py` from the repository.
 
 Text cases (JSON, YAML, CSV) are written here too so that each file's intent is stated once, beside the code that
 makes the binary ones (npz, pickles, torch files, PNGs). Files large or special enough not to belong in git (a
 200 MB architecture, a 10^5-deep nesting, a FIFO) are made at test time by the setups of tests/test_corpus.py.
+Rewriting gives the same cases; archives and the search run differ in their timestamps and ids.
 Payloads that would run code write a file named `pwned` into the working directory: the test runs every case in an
 empty directory and fails if that file appears.
 """
