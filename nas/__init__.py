@@ -17,13 +17,14 @@ def load(arch: "str | Arch", weights: "str | None" = None):
     from pathlib import Path
 
     from nas import zoo
-    from nas.io import read_json, read_state_dict
+    from nas.io import read_state_dict
     from nas.model import build
+    from nas.sources import read_arch
 
     if isinstance(arch, Arch):
         spec = arch
     elif Path(arch).suffix == ".json" or Path(arch).is_file():
-        spec = Arch.from_dict(read_json(arch, "architecture file"))
+        spec = read_arch(arch)  # bounded reader; a spec past the limits is refused before torch builds anything
     else:
         spec = zoo.get(arch)
     net = build(spec)

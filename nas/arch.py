@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from nas.errors import NasError
+from nas.io import parse_json
 
 SCHEMA = "nas.arch/1"
 
@@ -38,7 +39,30 @@ ACTIVATIONS = ("none", "relu", "relu6", "hswish", "swish")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.+ -]{0,98}[A-Za-z0-9_.+-])?", re.ASCII)
 NAME_MAX = 100
 GATES = ("sigmoid", "hsigmoid")
-RESOLUTION_MAX = 4096  # the largest input side an API takes from a user, refused before any tensor exists
+
+# Limits on every number a spec (or a search space) can hold, documented in docs/arch-spec.md ("Limits"). They
+# are far above any mobile network, and they keep a mistaken or hostile file from reaching torch's allocator:
+# an `Arch` that exists has been checked against every one of them, from the spec alone, before torch is touched.
+MAX_CHANNELS = 16_384  # any channel count: out, mid, squeeze, e1, groups, in_channels, hidden widths
+MAX_RESOLUTION = 4_096  # input height = width
+MAX_CLASSES = 100_000  # classifier outputs (and the labels of a data set)
+MAX_KERNEL = 31  # kernel and pooling window sizes
+MAX_STRIDE = 16
+MAX_LAYERS = 64  # blocks of the stem, of one stage, of the head; hidden layers; Xception reps; layers of a space stage
+MAX_STAGES = 64  # stages of a spec or a search space
+# A search space's work: over its stages, the combinations of a stage's choices times its deepest layer count
+# (what enumerating its ops costs; the shipped spaces need at most 6,528).
+MAX_SPACE_WORK = 16_384
+MAX_PARAMS = 250_000_000  # parameters of the whole network (1 GB of float32 weights)
+MAX_MACS = 100_000_000_000  # multiply-accumulates of one forward pass at batch 1
+MAX_ACTIVATION = 2**30  # elements of the largest tensor between two blocks at batch 1 (4 GiB of float32)
+
+_FIELD_LIMITS: dict[str, tuple[int, str]] = {
+    **{name: (MAX_CHANNELS, "MAX_CHANNELS") for name in ("out", "mid", "squeeze", "e1", "groups")},
+    "k": (MAX_KERNEL, "MAX_KERNEL"),
+    "s": (MAX_STRIDE, "MAX_STRIDE"),
+    "reps": (MAX_LAYERS, "MAX_LAYERS"),
+}
 
 
 class SpecError(NasError, ValueError):
@@ -150,10 +174,28 @@ class _FieldError(Exception):
 
 
 def _positive(block: Block, *names: str) -> None:
+    """Each field a positive integer within its limit (`_FIELD_LIMITS`)."""
     for name in names:
         value = getattr(block, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise _FieldError(name, f"must be a positive integer, got {value!r}")
+        limit, label = _FIELD_LIMITS[name]
+        if value > limit:
+            raise _FieldError(name, f"{value} is above the limit of {limit} ({label})")
+
+
+def check_int(value: Any, where: str, limit: int, label: str) -> None:
+    """A positive integer no larger than `limit` (named `label` in the message), or SpecError at `where`."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise SpecError(f"{where}: must be a positive integer, got {value!r}")
+    if value > limit:
+        raise SpecError(f"{where}: {value} is above the limit of {limit} ({label})")
+
+
+def check_count(items: Any, where: str, limit: int = MAX_LAYERS, label: str = "MAX_LAYERS") -> None:
+    """A list of blocks (or stages) no longer than `limit`; checked before its items are looked at."""
+    if len(items) > limit:
+        raise SpecError(f"{where}: {len(items)} entries, above the limit of {limit} ({label})")
 
 
 def _choice(block: Block, name: str, allowed: tuple[str, ...]) -> None:
@@ -187,6 +229,8 @@ class Conv(Block):
     def check(self, cin: int) -> None:
         _positive(self, "out", "k", "s", "groups")
         _choice(self, "act", ACTIVATIONS)
+        if self.pad is not None and not 0 <= self.pad <= self.k // 2:
+            raise _FieldError("pad", f"must be null or between 0 and k // 2 = {self.k // 2}, got {self.pad}")
         if cin % self.groups or self.out % self.groups:
             raise _FieldError("groups", f"{self.groups} groups do not divide {cin} → {self.out} channels")
 
@@ -612,11 +656,16 @@ class Arch:
         object.__setattr__(self, "stem", tuple(self.stem))
         object.__setattr__(self, "stages", tuple(tuple(stage) for stage in self.stages))
         check_name(self.name)
-        for name in ("resolution", "num_classes", "in_channels"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise SpecError(f"{name}: must be a positive integer, got {value!r}")
+        check_int(self.resolution, "resolution", MAX_RESOLUTION, "MAX_RESOLUTION")
+        check_int(self.num_classes, "num_classes", MAX_CLASSES, "MAX_CLASSES")
+        check_int(self.in_channels, "in_channels", MAX_CHANNELS, "MAX_CHANNELS")
+        check_count(self.stem, "stem")
+        check_count(self.stages, "stages", MAX_STAGES, "MAX_STAGES")
+        for s, stage in enumerate(self.stages):
+            check_count(stage, f"stages[{s}]")
         h = self.head
+        check_count(h.blocks, "head.blocks")
+        check_count(h.hidden, "head.hidden")
         if h.classifier not in ("linear", "conv"):
             raise SpecError(f"head.classifier: must be 'linear' or 'conv', got {h.classifier!r}")
         if not isinstance(h.classifier_bias, bool):
@@ -626,8 +675,7 @@ class Arch:
         if isinstance(h.dropout, bool) or not isinstance(h.dropout, int | float) or not 0 <= h.dropout < 1:
             raise SpecError(f"head.dropout: must be a number in [0, 1), got {h.dropout!r}")
         for i, dense in enumerate(h.hidden):
-            if not isinstance(dense.out, int) or isinstance(dense.out, bool) or dense.out < 1:
-                raise SpecError(f"head.hidden[{i}].out: must be a positive integer, got {dense.out!r}")
+            check_int(dense.out, f"head.hidden[{i}].out", MAX_CHANNELS, "MAX_CHANNELS")
             if dense.act not in ACTIVATIONS:
                 raise SpecError(
                     f"head.hidden[{i}].act: must be one of {', '.join(ACTIVATIONS)}; got {dense.act!r}"
@@ -637,6 +685,38 @@ class Arch:
         sites = list(self._walk())
         if sites and min(sites[-1].y.h, sites[-1].y.w) < 1:
             raise SpecError(f"resolution: {self.resolution} is too small for this network's strides")
+        self._check_ceilings(sites)
+
+    def _check_ceilings(self, sites: list[BlockSite]) -> None:
+        """Parameters, MACs and the largest tensor within MAX_PARAMS, MAX_MACS and MAX_ACTIVATION, from the
+        spec alone; the message names the first block (or head layer) that passes a ceiling. The total is kept
+        for `costs()`."""
+        x = Shape(self.in_channels, self.resolution, self.resolution)
+        if x.c * x.h * x.w > MAX_ACTIVATION:
+            raise SpecError(
+                f"resolution: a {x} input has {x.c * x.h * x.w:,} values, above the limit of "
+                f"{MAX_ACTIVATION:,} (MAX_ACTIVATION)"
+            )
+        total = Cost()
+        steps = [(f"block {s.index} ({s.path}, {s.block.type})", s.cost, s.y) for s in sites]
+        feat = sites[-1].y if sites else x
+        steps += [(path, cost, None) for path, cost in self._head_costs(feat)]
+        for where, cost, y in steps:
+            if y is not None and y.c * y.h * y.w > MAX_ACTIVATION:
+                raise SpecError(
+                    f"{where}: its {y} output has {y.c * y.h * y.w:,} values, above the limit of "
+                    f"{MAX_ACTIVATION:,} (MAX_ACTIVATION)"
+                )
+            total += cost
+            for what, value, limit, label in (
+                ("parameters", total.params, MAX_PARAMS, "MAX_PARAMS"),
+                ("multiply-accumulates", total.macs, MAX_MACS, "MAX_MACS"),
+            ):
+                if value > limit:
+                    raise SpecError(
+                        f"{where}: the network reaches {value:,} {what} here, above the limit of {limit:,} ({label})"
+                    )
+        object.__setattr__(self, "_costs", total)
 
     # -- walking
 
@@ -682,7 +762,9 @@ class Arch:
 
     def head_costs(self) -> list[tuple[str, Cost]]:
         """Costs after the last block: hidden dense layers and the classifier."""
-        feat = self.features
+        return self._head_costs(self.features)
+
+    def _head_costs(self, feat: Shape) -> list[tuple[str, Cost]]:
         out: list[tuple[str, Cost]] = []
         width = feat.c
         for i, dense in enumerate(self.head.hidden):
@@ -699,12 +781,8 @@ class Arch:
         return out
 
     def costs(self) -> Cost:
-        total = Cost()
-        for site in self.sites():
-            total += site.cost
-        for _, cost in self.head_costs():
-            total += cost
-        return total
+        """Parameters and MACs of the whole network (summed once, when the spec was checked)."""
+        return self._costs  # type: ignore[attr-defined]
 
     @property
     def params(self) -> int:
@@ -762,12 +840,15 @@ class Arch:
         stages = data["stages"]
         if not isinstance(stages, list) or not all(isinstance(s, list) for s in stages):
             raise SpecError("stages: must be a list of lists of blocks")
+        check_count(stages, "stages", MAX_STAGES, "MAX_STAGES")
+        for s, stage in enumerate(stages):
+            check_count(stage, f"stages[{s}]")
         head = data.get("head", {})
         if not isinstance(head, dict):
             raise SpecError("head: must be an object")
         _no_unknown(head, {"blocks", "hidden", "dropout", "classifier", "classifier_bias"}, "head.")
         hidden = []
-        for i, d in enumerate(head.get("hidden", [])):
+        for i, d in enumerate(_list(head.get("hidden", []), "head.hidden")):
             if not isinstance(d, dict):
                 raise SpecError(f"head.hidden[{i}]: must be an object")
             _no_unknown(d, {"out", "act", "bias"}, f"head.hidden[{i}].")
@@ -804,10 +885,11 @@ class Arch:
 
     @classmethod
     def from_json(cls, text: str) -> Arch:
+        """A spec from JSON text, read with the bounded parser of `nas.io` (size and nesting capped)."""
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise SpecError(f"not valid JSON: {err}") from None
+            data = parse_json(text, "architecture")
+        except NasError as err:
+            raise SpecError(str(err)) from None
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> Arch:
@@ -835,13 +917,13 @@ def check_name(name: Any) -> None:
 
 
 def check_resolution(resolution: Any, minimum: int = 1) -> None:
-    """A user's input resolution: an integer in [minimum, RESOLUTION_MAX]."""
+    """A user's input resolution: an integer in [minimum, MAX_RESOLUTION]."""
     if (
         isinstance(resolution, bool)
         or not isinstance(resolution, int)
-        or not minimum <= resolution <= RESOLUTION_MAX
+        or not minimum <= resolution <= MAX_RESOLUTION
     ):
-        raise SpecError(f"resolution must be an integer from {minimum} to {RESOLUTION_MAX}, got {resolution!r}")
+        raise SpecError(f"resolution must be an integer from {minimum} to {MAX_RESOLUTION}, got {resolution!r}")
 
 
 # The JSON types a block field of each annotation accepts (bool is refused where a number is meant).
@@ -857,6 +939,7 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
 def _list(value: Any, where: str) -> list:
     if not isinstance(value, list):
         raise SpecError(f"{where}: must be a list")
+    check_count(value, where)
     return value
 
 

@@ -28,6 +28,10 @@ same network (a rounded width that equals another, an SE ratio on a plain conv, 
 shape changes, skips at different positions), so `size` counts distinct architectures exactly, and
 `combinations` is the plain product of the choices.
 
+A space file is untrusted input: it is read with `nas.io`'s bounded YAML reader (size and nesting capped, no
+aliases), and its numbers are bounded by the limits of `nas.arch` (docs/arch-spec.md, "Limits"), so no file can
+make loading it allocate or enumerate without bound.
+
 YAML schema (search_spaces/*.yaml; every field is checked on load, errors name the file, line and field)::
 
     name: str                      # default: the file's stem
@@ -69,6 +73,12 @@ import yaml
 from nas.arch import (
     ACTIVATIONS,
     GATES,
+    MAX_CHANNELS,
+    MAX_KERNEL,
+    MAX_LAYERS,
+    MAX_SPACE_WORK,
+    MAX_STAGES,
+    MAX_STRIDE,
     Arch,
     Block,
     Dense,
@@ -79,6 +89,7 @@ from nas.arch import (
     check_resolution,
 )
 from nas.errors import NasError
+from nas.io import MAX_YAML_BYTES, parse_yaml, read_text
 from nas.stages import Row, StageBuilder
 
 # The repository's search_spaces/ (a source checkout or an editable install); a wheel shipping the YAML files
@@ -129,14 +140,7 @@ class _Source:
 
     def __init__(self, label: str, text: str):
         self.label = label
-        try:
-            self.node = yaml.compose(text, Loader=yaml.SafeLoader)
-            self.data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f"{label}:{mark.line + 1}" if mark else label
-            problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-            raise NasError(f"{where}: not valid YAML: {problem}") from None
+        self.node, self.data = parse_yaml(text, label)  # bounded: no aliases, nesting and size capped
         self._no_duplicate_keys(self.node)
 
     def _no_duplicate_keys(self, node: yaml.Node | None) -> None:
@@ -192,14 +196,35 @@ def _is_num(v: Any) -> bool:
 
 
 _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "kernel": (lambda v: _is_int(v) and v >= 1 and v % 2 == 1, "odd positive integer"),
-    "expansion": (lambda v: _is_num(v) and v > 0, "positive number"),
+    "kernel": (
+        lambda v: _is_int(v) and 1 <= v <= MAX_KERNEL and v % 2 == 1,
+        f"odd positive integer up to {MAX_KERNEL} (MAX_KERNEL)",
+    ),
+    "expansion": (
+        lambda v: _is_num(v) and 0 < v <= MAX_CHANNELS,
+        f"positive number up to {MAX_CHANNELS} (MAX_CHANNELS)",
+    ),
     "se": (lambda v: _is_num(v) and 0 <= v < 1, "number in [0, 1)"),
     "act": (lambda v: v in ACTIVATIONS, f"activation ({', '.join(ACTIVATIONS)})"),
     "residual": (lambda v: isinstance(v, bool), "true/false"),
-    "groups": (lambda v: _is_int(v) and v >= 1, "positive integer"),
-    "layers": (_is_int, "integer (layers relative to n)"),
-    "width": (lambda v: _is_num(v) and v > 0, "positive number"),
+    "groups": (
+        lambda v: _is_int(v) and 1 <= v <= MAX_CHANNELS,
+        f"positive integer up to {MAX_CHANNELS} (MAX_CHANNELS)",
+    ),
+    "layers": (
+        lambda v: _is_int(v) and abs(v) <= MAX_LAYERS,
+        f"integer (layers relative to n) within ±{MAX_LAYERS} (MAX_LAYERS)",
+    ),
+    "width": (
+        lambda v: _is_num(v) and 0 < v <= MAX_CHANNELS,
+        f"positive number up to {MAX_CHANNELS} (MAX_CHANNELS)",
+    ),
+}
+# The limits of a searchable stage's skeleton numbers.
+_STAGE_LIMITS = {
+    "out": (MAX_CHANNELS, "MAX_CHANNELS"),
+    "n": (MAX_LAYERS, "MAX_LAYERS"),
+    "stride": (MAX_STRIDE, "MAX_STRIDE"),
 }
 
 
@@ -680,10 +705,10 @@ def space_names() -> list[str]:
 def _resolve(name: str | Path) -> Path:
     path = Path(name)
     name = str(name)
-    if path.suffix in (".yaml", ".yml") or "/" in name or path.is_file():
-        if not path.is_file():
+    if path.suffix in (".yaml", ".yml") or "/" in name or path.exists():
+        if not path.exists():
             raise NasError(f"search space file {name} does not exist")
-        return path
+        return path  # read_text refuses a directory, FIFO or device with its own message
     candidate = SPACES_DIR / f"{name}.yaml"
     if candidate.is_file():
         return candidate
@@ -702,10 +727,7 @@ def load_space(name: str | Path = DEFAULT_SPACE) -> SearchSpace:
     path = _resolve(name)
     key = (str(path.resolve()), path.stat().st_mtime)
     if key not in _CACHE:
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as err:
-            raise NasError(f"cannot read search space {path}: {err}") from None
+        text = read_text(path, "search space", MAX_YAML_BYTES)
         label = str(path)
         with contextlib.suppress(ValueError):
             label = str(path.resolve().relative_to(Path.cwd()))
@@ -744,12 +766,13 @@ def parse_space(text: str, label: str = "<space>", default_name: str = "space") 
     for key in ("description", "reference", "skeleton"):
         if not isinstance(data.get(key, ""), str):
             raise src.error((key,), "must be a string")
-    divisor = data.get("divisor", 8)
-    if not _is_int(divisor) or divisor < 1:
-        raise src.error(("divisor",), f"must be a positive integer, got {divisor!r}")
-    in_channels = data.get("in_channels", 3)
-    if not _is_int(in_channels) or in_channels < 1:
-        raise src.error(("in_channels",), f"must be a positive integer, got {in_channels!r}")
+    for key, default in (("divisor", 8), ("in_channels", 3)):
+        value = data.get(key, default)
+        if not _is_int(value) or value < 1:
+            raise src.error((key,), f"must be a positive integer, got {value!r}")
+        if value > MAX_CHANNELS:
+            raise src.error((key,), f"{value} is above the limit of {MAX_CHANNELS} (MAX_CHANNELS)")
+    divisor, in_channels = data.get("divisor", 8), data.get("in_channels", 3)
 
     presets = _parse_presets(src, data.get("ops", {}))
     extras = _parse_extras(src, data.get("block", {}))
@@ -758,7 +781,16 @@ def parse_space(text: str, label: str = "<space>", default_name: str = "space") 
         raise src.error(("stages",), "missing")
     if not isinstance(data["stages"], list) or not data["stages"]:
         raise src.error(("stages",), "must be a non-empty list of stages")
+    if len(data["stages"]) > MAX_STAGES:
+        raise src.error(("stages",), f"{len(data['stages'])} stages, above the limit of {MAX_STAGES} (MAX_STAGES)")
     stages = tuple(_parse_stage(src, i, raw, presets) for i, raw in enumerate(data["stages"]))
+    work = sum(_stage_work(st) for st in stages)
+    if work > MAX_SPACE_WORK:
+        raise src.error(
+            ("stages",),
+            f"{work:,} layer choices (per stage: combinations × deepest layer count), above the limit of "
+            f"{MAX_SPACE_WORK:,} (MAX_SPACE_WORK)",
+        )
     head = _parse_head(src, data.get("head", {}))
     return SearchSpace(
         name=name,
@@ -789,6 +821,8 @@ def _parse_blocks(src: _Source, raw: Any, path: tuple) -> tuple[Block, ...]:
         return ()
     if not isinstance(raw, list):
         raise src.error(path, "must be a list of blocks")
+    if len(raw) > MAX_LAYERS:
+        raise src.error(path, f"{len(raw)} blocks, above the limit of {MAX_LAYERS} (MAX_LAYERS)")
     blocks = []
     for i, item in enumerate(raw):
         where = f"{_dotted(path)}[{i}]"
@@ -868,11 +902,13 @@ def _parse_stage(src: _Source, i: int, raw: Any, presets: dict[str, _Op]) -> Sta
         if not blocks:
             raise src.error((*path, "blocks"), "must hold at least one block")
         return Stage(index=i, blocks=blocks)
-    for key in ("out", "n", "stride"):
+    for key, (limit, label) in _STAGE_LIMITS.items():
         if key not in raw:
             raise src.error((*path, key), "missing (a searchable stage needs out, n and stride)")
         if not _is_int(raw[key]) or raw[key] < 1:
             raise src.error((*path, key), f"must be a positive integer, got {raw[key]!r}")
+        if raw[key] > limit:
+            raise src.error((*path, key), f"{raw[key]} is above the limit of {limit} ({label})")
     choose = raw.get("choose", "stage")
     if choose not in ("stage", "layer"):
         raise src.error((*path, "choose"), f"must be 'stage' or 'layer', got {choose!r}")
@@ -892,6 +928,16 @@ def _parse_stage(src: _Source, i: int, raw: Any, presets: dict[str, _Op]) -> Sta
     for delta in dims["layers"]:
         if raw["n"] + delta < 1:
             raise src.error((*path, "layers"), f"n + {delta} = {raw['n'] + delta} layers; a stage keeps at least 1")
+        if raw["n"] + delta > MAX_LAYERS:
+            raise src.error(
+                (*path, "layers"),
+                f"n + {delta} = {raw['n'] + delta} layers, above the limit of {MAX_LAYERS} (MAX_LAYERS)",
+            )
+    widest = raw["out"] * max(dims["width"])
+    if widest > MAX_CHANNELS:
+        raise src.error(
+            (*path, "width"), f"out × width = {widest:g} channels, above the limit of {MAX_CHANNELS} (MAX_CHANNELS)"
+        )
     if per_layer and len(dims["layers"]) > 1:
         raise src.error(
             (*path, "layers"), "a stage that chooses per layer has a fixed depth (search it with a skip op)"
@@ -926,6 +972,13 @@ def _parse_stage(src: _Source, i: int, raw: Any, presets: dict[str, _Op]) -> Sta
     )
 
 
+def _stage_work(st: Stage) -> int:
+    """What enumerating a stage's ops costs: its combinations of choices times its deepest layer count."""
+    if st.fixed:
+        return len(st.blocks)
+    return math.prod(len(v) for _, v in st.dims) * (st.n + max(st.choices("layers")))
+
+
 def _equal(a: Any, b: Any) -> bool:
     return a == b and (isinstance(a, bool) == isinstance(b, bool))
 
@@ -937,12 +990,17 @@ def _parse_head(src: _Source, raw: Any) -> Head:
     _known(src, raw, _HEAD, path)
     blocks = _parse_blocks(src, raw.get("blocks"), (*path, "blocks"))
     hidden = []
-    for i, d in enumerate(raw.get("hidden") or []):
+    raw_hidden = raw.get("hidden") or []
+    if not isinstance(raw_hidden, list) or len(raw_hidden) > MAX_LAYERS:
+        raise src.error((*path, "hidden"), f"must be a list of at most {MAX_LAYERS} layers (MAX_LAYERS)")
+    for i, d in enumerate(raw_hidden):
         if not isinstance(d, dict):
             raise src.error((*path, "hidden", i), "must be a mapping {out, act, bias}")
         _known(src, d, {"out", "act", "bias"}, (*path, "hidden", i))
-        if not _is_int(d.get("out")) or d["out"] < 1:
-            raise src.error((*path, "hidden", i, "out"), f"must be a positive integer, got {d.get('out')!r}")
+        if not _is_int(d.get("out")) or not 1 <= d["out"] <= MAX_CHANNELS:
+            raise src.error(
+                (*path, "hidden", i, "out"), f"must be a positive integer up to {MAX_CHANNELS}, got {d.get('out')!r}"
+            )
         if d.get("act", "hswish") not in ACTIVATIONS:
             raise src.error((*path, "hidden", i, "act"), f"must be one of {', '.join(ACTIVATIONS)}")
         hidden.append(Dense(**d))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 
 from nas import zoo
 from nas.arch import (
+    MAX_MACS,
+    MAX_PARAMS,
     SCHEMA,
     Arch,
     Conv,
@@ -264,3 +267,64 @@ def test_hash_ignores_int_or_float_spelling_of_ratios() -> None:
     spelled = Arch.from_dict(data)
     assert spelled == tiny()
     assert spelled.hash == tiny().hash
+
+
+# ---------------------------------------------------------------------------------------------- limits
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["stages"][0][1].update(out=20_000), r"stages\[0\]\[1\], ir\)\.out: 20000 is above .* 16384"),
+        (lambda d: d["stages"][0][1].update(mid=10**9), r"\.mid: 1000000000 is above the limit .*MAX_CHANNELS"),
+        (lambda d: d["stages"][0][1].update(k=33), r"\.k: 33 is above the limit of 31 \(MAX_KERNEL\)"),
+        (lambda d: d["stages"][0][1].update(s=17), r"\.s: 17 is above the limit of 16 \(MAX_STRIDE\)"),
+        (lambda d: d.update(resolution=4097), r"^resolution: 4097 is above the limit of 4096 \(MAX_RESOLUTION\)"),
+        (lambda d: d.update(num_classes=100_001), r"^num_classes: .*MAX_CLASSES"),
+        (lambda d: d.update(in_channels=16_385), r"^in_channels: .*MAX_CHANNELS"),
+        (lambda d: d["head"].update(hidden=[{"out": 20_000}]), r"^head\.hidden\[0\]\.out: .*MAX_CHANNELS"),
+        (lambda d: d["stages"][0].extend([d["stages"][0][0]] * 63), r"^stages\[0\]: 65 entries.*MAX_LAYERS"),
+        (lambda d: d["stages"].extend([d["stages"][0]] * 64), r"^stages: 65 entries.*MAX_STAGES"),
+        (lambda d: d.update(stem=[d["stem"][0]] * 65), r"^stem: 65 entries"),
+        (lambda d: d["stem"][0].update(pad=-1), r"stem\[0\], conv\)\.pad"),
+    ],
+)
+def test_numbers_past_their_limit_are_refused_with_path_and_limit(change, message) -> None:
+    data = tiny_dict()
+    change(data)
+    assert re.search(message, spec_error(data))
+
+
+def test_limits_hold_for_specs_made_in_python_too() -> None:
+    with pytest.raises(SpecError, match="MAX_RESOLUTION"):
+        tiny().replace(resolution=100_000)
+    with pytest.raises(SpecError, match=r"\.out: 20000 is above"):
+        tiny(out=20_000)
+
+
+def test_ceilings_name_the_block_that_passes_them() -> None:
+    """Each number within its limit, the network past a ceiling: the first block over it is named."""
+    wide = [Conv(out=8192, k=1)]
+    with pytest.raises(SpecError, match=r"block 1 \(stages\[0\]\[0\], conv\): .* parameters .*MAX_PARAMS"):
+        Arch(resolution=8, num_classes=10, stem=wide, stages=[[Conv(out=8192, k=31)]])
+    with pytest.raises(SpecError, match=r"block 1 \(stages\[0\]\[0\], conv\): .*multiply-accumulates.*MAX_MACS"):
+        Arch(resolution=1024, num_classes=10, stem=[Conv(out=512, k=3)], stages=[[Conv(out=512, k=3)]])
+    with pytest.raises(SpecError, match=r"block 0 \(stem\[0\], conv\): its 512×4096×4096 output .*MAX_ACTIVATION"):
+        Arch(resolution=4096, num_classes=10, stem=[Conv(out=512, k=1)], stages=[])
+    with pytest.raises(SpecError, match=r"^resolution: a 128×4096×4096 input .*MAX_ACTIVATION"):
+        Arch(resolution=4096, in_channels=128, num_classes=10, stem=[], stages=[])
+    with pytest.raises(SpecError, match=r"head\.classifier: .* parameters .*MAX_PARAMS"):
+        Arch(resolution=8, num_classes=100_000, stem=[Conv(out=4096, k=1)], stages=[])
+
+
+def test_the_largest_zoo_models_are_far_inside_the_ceilings() -> None:
+    for name in ("xception", "mobilenet_v2"):
+        arch = zoo.get(name)
+        assert arch.params * 10 < MAX_PARAMS and arch.macs * 10 < MAX_MACS
+
+
+def test_from_json_is_bounded() -> None:
+    with pytest.raises(SpecError, match="nests 100000 levels deep, above the limit of 64"):
+        Arch.from_json("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(SpecError, match="not valid JSON"):
+        Arch.from_json('{"resolution": 1' + "0" * 5000 + "}")

@@ -163,3 +163,84 @@ def test_shared_cifar10_subset():
     data = load_data(f"npz:{SHARED_NPZ}")
     assert data.num_classes == 10 and data.image_size == 32
     assert (len(data.train), len(data.val), len(data.test)) == (4068, 1017, 1017)
+
+
+# ---------------------------------------------------------------------------------------------- hostile files
+
+
+def _npz_claiming(path: Path, shape: tuple, descr: str = "|u1", payload: bytes = b"") -> Path:
+    """An npz whose x_train header claims `shape` over `payload` (the other arrays are real)."""
+    import io
+    import zipfile
+
+    _write_npz(path)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    members["x_train.npy"] = header.getvalue() + payload
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return path
+
+
+class _Code:
+    def __reduce__(self):
+        return (print, ("this would have run",))
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: f"npz:{_npz_claiming(p / 'd.npz', (10**6, 3, 32, 32))}", "claims .* the archive holds less"),
+        (lambda p: f"npz:{_npz_claiming(p / 'd.npz', (2, 3, 5000, 5000))}", "limit of 4096 pixels"),
+        (lambda p: f"npz:{_npz_claiming(p / 'd.npz', (1,), '|O', pickle.dumps(np.array([_Code()])))}", "objects"),
+        (lambda p: f"npz:{_write_npz(p / 'd.npz', y_train=np.full(30, 10**9))}", "at most 100000 classes"),
+        (lambda p: "synthetic:1000000000,10", "MAX_DATA_VALUES"),
+    ],
+)
+def test_hostile_files_are_refused_before_allocation(tmp_path, make, message):
+    with pytest.raises(NasError, match=message) as info:
+        load_data(make(tmp_path))
+    assert "\n" not in str(info.value)
+
+
+def test_numbers_of_the_loader_have_ranges(tmp_path):
+    with pytest.raises(NasError, match="seed must be an integer from 0"):
+        load_data("synthetic:40,20", seed=-1)
+    with pytest.raises(NasError, match="image size must be an integer from 8 to 4096"):
+        load_data(f"npz:{_write_npz(tmp_path / 'd.npz')}", image_size=100_000)
+
+
+def test_special_files_never_block_a_reader(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "d.npz")
+    with pytest.raises(NasError, match="not a regular file"):
+        load_data(f"npz:{tmp_path / 'd.npz'}")
+    cifar = tmp_path / "cifar"
+    cifar.mkdir()
+    os.mkfifo(cifar / "data_batch_1")
+    (cifar / "test_batch").write_bytes(b"")
+    with pytest.raises(NasError, match="not a regular file"):
+        load_data(f"cifar10:{cifar}")
+
+
+def test_an_image_that_claims_billions_of_pixels_is_refused(tmp_path):
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    for c in "ab":
+        (tmp_path / c).mkdir()
+        for i in range(5):
+            Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / c / f"{i}.png")
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    (tmp_path / "a" / "0.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    with pytest.raises(NasError, match=r"cannot read image .*0\.png"):
+        load_data(f"imagefolder:{tmp_path}")

@@ -232,3 +232,23 @@ def test_residual_and_skip_flags_change_the_module() -> None:
         with torch.no_grad():
             y = net.features(x)
         assert torch.equal(y, x) is skip
+
+
+def test_load_refuses_a_spec_past_the_limits_before_building(tmp_path, monkeypatch) -> None:
+    """A file asking for 10^9 channels is refused from the spec: torch's allocator is never reached."""
+    import json
+
+    import nas
+    from nas.errors import NasError
+
+    spec = json.loads(zoo.get("mobilenet_v3_small", resolution=32).to_json())
+    spec["stages"][0][0]["out"] = 10**9
+    path = tmp_path / "huge.json"
+    path.write_text(json.dumps(spec))
+
+    def no_torch(*_args, **_kwargs):
+        raise AssertionError("a module was built")
+
+    monkeypatch.setattr(torch.nn.Conv2d, "__init__", no_torch)
+    with pytest.raises(NasError, match=r"huge\.json: .*stages\[0\]\[0\].*\.out: 1000000000 is above the limit"):
+        nas.load(str(path))

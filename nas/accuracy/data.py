@@ -12,7 +12,11 @@ Specs (`--data`):
   has ``train/`` and ``test/`` (or ``val/``) subfolders they are the two splits; otherwise a stratified 20% of each
   class is held out as the test split (deterministic for the seed).
 - ``npz:FILE``: keys ``x_train``, ``y_train``, ``x_test``, ``y_test``; images N×3×H×W or N×H×W×3, uint8 (0–255) or
-  float (0–1); read with ``allow_pickle=False``.
+  float (0–1); read with ``allow_pickle=False``, each array's header checked (dtype, shape, size) before its data
+  is read, so an archive that claims a huge array is refused without allocating it.
+
+Every file is untrusted: at most `MAX_DATA_VALUES` image values in all (kept in memory as float32: 4 GiB), images
+at most `nas.arch.MAX_RESOLUTION` wide, labels below `nas.arch.MAX_CLASSES`; anything else is one NasError line.
 
 Any spec may end with ``#first=N``: keep only the first N training images of the source, in its own order (the
 validation split is then carved out of them; the test split is unchanged), e.g.
@@ -27,6 +31,8 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, NamedTuple
@@ -35,10 +41,15 @@ import numpy as np
 import torch
 
 from nas.accuracy import synthetic
+from nas.arch import MAX_CLASSES, MAX_RESOLUTION
 from nas.errors import NasError
+from nas.io import check_file, read_bytes
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 KINDS = ("synthetic", "cifar10", "imagefolder", "npz")
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+# Image values a data set may hold in all (train and test): 4 GiB once normalised to float32, 5.6× CIFAR-10.
+MAX_DATA_VALUES = 2**30
 
 
 class Split(NamedTuple):
@@ -83,10 +94,14 @@ def load_data(
     and the test images, keeping the first ones of a seeded stratified shuffle."""
     if not isinstance(spec, str):
         raise NasError(f"--data must be a string such as synthetic or npz:FILE, got {spec!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise NasError(f"seed must be an integer from 0 to {2**32 - 1}, got {seed!r}")
     if not 0 < val_fraction < 1:
         raise NasError(f"val_fraction must be in (0, 1), got {val_fraction}")
     if limit is not None and limit < 2:
         raise NasError(f"limit must be at least 2, got {limit}")
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or not 8 <= image_size <= MAX_RESOLUTION:
+        raise NasError(f"image size must be an integer from 8 to {MAX_RESOLUTION} (MAX_RESOLUTION), got {image_size!r}")
     first = None
     if "#" in spec:
         spec, _, option = spec.rpartition("#")
@@ -210,8 +225,8 @@ def _check(x: object, y: object, where: str) -> tuple[np.ndarray, np.ndarray]:
             raise NasError(f"{where}: labels must be integers, got {y.dtype}")
     if y.min() < 0:
         raise NasError(f"{where}: labels must be ≥ 0, found {int(y.min())}")
-    if y.max() > 100_000:
-        raise NasError(f"{where}: label {int(y.max())} is out of range (at most 100000 classes)")
+    if y.max() >= MAX_CLASSES:
+        raise NasError(f"{where}: label {int(y.max())} is out of range (at most {MAX_CLASSES} classes, MAX_CLASSES)")
     return np.ascontiguousarray(x), y.astype(np.int64)
 
 
@@ -224,22 +239,58 @@ def _synthetic(arg: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
             raise NasError(f"--data synthetic:{arg}: expected synthetic:N_TRAIN,N_TEST (two integers)") from None
         if n_train < 20 or n_test < 10:
             raise NasError(f"--data synthetic:{arg}: needs at least 20 training and 10 test images")
+        if (n_train + n_test) * 3 * 32 * 32 > MAX_DATA_VALUES:
+            raise NasError(
+                f"--data synthetic:{arg}: {n_train + n_test} images of 3×32×32 pass the limit of {MAX_DATA_VALUES:,} "
+                "image values (MAX_DATA_VALUES)"
+            )
     x_train, y_train = synthetic.generate(n_train, seed=seed * 2 + 1)
     x_test, y_test = synthetic.generate(n_test, seed=seed * 2 + 2)
     return x_train, y_train, x_test, y_test
 
 
 def _npz(path: Path, seed: int, image_size: int) -> tuple[np.ndarray, ...]:
+    check_file(path, "npz data file", 4 * MAX_DATA_VALUES)
     try:
+        _check_npz_headers(path)
         with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f.files]
-            if missing:
-                raise NasError(f"{path}: missing key(s) {', '.join(missing)} (has: {', '.join(f.files) or 'none'})")
-            return f["x_train"], f["y_train"], f["x_test"], f["y_test"]
+            return tuple(f[k] for k in NPZ_KEYS)
     except NasError:
         raise
-    except (OSError, ValueError, EOFError) as err:
-        raise NasError(f"cannot read {path} as an .npz archive: {err}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as err:
+        raise NasError(f"cannot read {path} as an .npz archive: {str(err).splitlines()[0]}") from None
+
+
+def _check_npz_headers(path: Path) -> None:
+    """Read the header of each array (dtype, shape) without its data, and refuse an archive whose arrays could
+    not be data of ours: missing keys, objects (a pickle), images past the size limits, or more data claimed than
+    the archive holds (numpy allocates what a header claims before reading)."""
+    with zipfile.ZipFile(path) as archive:
+        members = {name.removesuffix(".npy"): archive.getinfo(name) for name in archive.namelist()}
+        missing = [k for k in NPZ_KEYS if k not in members]
+        if missing:
+            raise NasError(f"{path}: missing key(s) {', '.join(missing)} (has: {', '.join(members) or 'none'})")
+        total = 0
+        for key in NPZ_KEYS:
+            with archive.open(members[key]) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            where = f"{path}: {key}"
+            if dtype.hasobject:
+                raise NasError(f"{where} holds Python objects (a pickle), which are never loaded")
+            if key.startswith("x") and len(shape) == 4 and max(shape[1:]) > MAX_RESOLUTION:
+                raise NasError(
+                    f"{where}: images of shape {shape[1:]} pass the limit of {MAX_RESOLUTION} pixels (MAX_RESOLUTION)"
+                )
+            values = int(np.prod(shape, dtype=object))
+            if values * dtype.itemsize > members[key].file_size:
+                raise NasError(f"{where}: its header claims {shape} {dtype} but the archive holds less data")
+            total += values
+        if total > MAX_DATA_VALUES:
+            raise NasError(f"{path}: {total:,} values, above the limit of {MAX_DATA_VALUES:,} (MAX_DATA_VALUES)")
 
 
 # -- CIFAR-10 python batches
@@ -269,10 +320,7 @@ class _SafeUnpickler(pickle.Unpickler):
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise NasError(f"cannot read CIFAR-10 batch {path}: {err.strerror or err}") from None
+    raw = read_bytes(path, "CIFAR-10 batch", MAX_DATA_VALUES)
     try:
         batch = _SafeUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except Exception as err:  # any malformed or refused pickle is the user's file problem
@@ -315,21 +363,39 @@ def _class_dirs(root: Path) -> list[Path]:
 
 
 def _read_folder(root: Path, classes: list[str], image_size: int) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
+    if len(classes) > MAX_CLASSES:
+        raise NasError(f"imagefolder:{root}: {len(classes)} class folders, above the limit of {MAX_CLASSES}")
+    # Regular files only: a FIFO or device named like an image would block the reader.
+    per_class = [
+        sorted(p for p in (root / c).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if (root / c).is_dir()
+        else []
+        for c in classes
+    ]
+    count = sum(len(files) for files in per_class)
+    if count * 3 * image_size * image_size > MAX_DATA_VALUES:
+        raise NasError(
+            f"imagefolder:{root}: {count} images of 3×{image_size}×{image_size} pass the limit of "
+            f"{MAX_DATA_VALUES:,} image values (MAX_DATA_VALUES)"
+        )
     images, labels = [], []
-    for label, cls in enumerate(classes):
-        folder = root / cls
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    for label, files in enumerate(per_class):
         if not files:
+            folder = root / classes[label]
             raise NasError(f"imagefolder: class folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
         for f in files:
             try:
-                with Image.open(f) as im:
-                    im = im.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
-                    images.append(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
-            except (OSError, UnidentifiedImageError) as err:
-                raise NasError(f"imagefolder: cannot read image {f}: {err}") from None
+                with warnings.catch_warnings():
+                    # PIL warns of an image over its pixel limit and fails over twice that: both are refusals.
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    with Image.open(f) as im:
+                        im = im.convert("RGB").resize((image_size, image_size), Image.BILINEAR)
+                        images.append(np.asarray(im, dtype=np.uint8).transpose(2, 0, 1))
+            except Exception as err:  # PIL raises many kinds for a malformed or hostile file: all the user's
+                why = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise NasError(f"imagefolder: cannot read image {f}: {why}") from None
             labels.append(label)
     return np.stack(images), np.array(labels, dtype=np.int64)
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas.accuracy.data import DataSplits, Split
+from nas.arch import MAX_RESOLUTION
 from nas.errors import NasError
 
 # report(epoch, val_accuracy) -> True to stop (an Optuna trial's `should_prune`).
@@ -71,8 +72,8 @@ class TrainConfig:
             raise NasError(f"optimizer must be sgd or adamw, got {self.optimizer!r}")
         if not self.lr > 0:
             raise NasError(f"lr must be positive, got {self.lr}")
-        if self.resolution is not None and self.resolution < 8:
-            raise NasError(f"resolution must be at least 8, got {self.resolution}")
+        if self.resolution is not None and not 8 <= self.resolution <= MAX_RESOLUTION:
+            raise NasError(f"resolution must be from 8 to {MAX_RESOLUTION} (MAX_RESOLUTION), got {self.resolution}")
         if self.max_steps is not None and self.max_steps < 1:
             raise NasError(f"max_steps must be at least 1, got {self.max_steps}")
         if not 0 <= self.label_smoothing < 1:

@@ -1,7 +1,8 @@
 """`nas` command line: argument parsing and printing only; every command is a thin shell over the Python API.
 
 Each module of this package that defines `add_parser(subparsers)` contributes one command. A `NasError`
-(a user mistake) prints one line and exits 2; with `--json`, stdout carries exactly one JSON document.
+(a user mistake), an argument argparse refuses, or an OSError on a path the user named prints one
+`nas: error:` line and exits 2; with `--json`, stdout carries exactly one JSON document.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import os
 import pkgutil
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from nas.errors import NasError
 
@@ -24,8 +25,17 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2) + "\n")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the package's error format: one `nas: error:` line and exit 2, not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        if "expected one argument" in message:
+            message += " (a value that starts with '-' is written --option=VALUE)"
+        self.exit(2, f"nas: error: {message}; see `{self.prog} --help`\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="nas",
         description="Platform-aware neural architecture search for mobile CNNs.",
         epilog="Run `nas COMMAND --help` for the options of a command.",
@@ -56,3 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`nas zoo show … | head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except OSError as err:  # a path the user named that the system refuses (too long, a directory, read-only)
+        where = f": {err.filename}" if err.filename else ""
+        print(f"nas: error: {err.strerror or err}{where}", file=sys.stderr)
+        return 2

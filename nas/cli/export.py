@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from nas import export as exporter
-from nas.arch import RESOLUTION_MAX
+from nas.arch import MAX_RESOLUTION
 from nas.cli import print_json
 from nas.zoo import WIDTH_MAX
 
@@ -29,7 +29,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--width", type=float, help=f"width multiplier in (0, {WIDTH_MAX:g}] (zoo names of scalable families)"
     )
     p.add_argument(
-        "--resolution", type=int, help=f"input resolution up to {RESOLUTION_MAX} (default: the source's own)"
+        "--resolution", type=int, help=f"input resolution up to {MAX_RESOLUTION} (default: the source's own)"
     )
     p.add_argument("--trial", type=int, metavar="N", help="a search run's trial N (SOURCE a run directory)")
     p.add_argument("--pareto", action="store_true", help="a search run's Pareto front (SOURCE a run dir)")

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from nas import zoo
-from nas.arch import RESOLUTION_MAX, Arch
+from nas.arch import MAX_RESOLUTION, Arch
 from nas.cli import print_json
 
 
@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     show.add_argument(
         "--resolution", type=int,
-        help=f"input resolution, {zoo.RESOLUTION_MIN} to {RESOLUTION_MAX} (default: the model's own)",
+        help=f"input resolution, {zoo.RESOLUTION_MIN} to {MAX_RESOLUTION} (default: the model's own)",
     )
     show.add_argument("--num-classes", type=int, default=1000, help="classifier outputs (default 1000)")
     show.add_argument("--json", action="store_true", help="print one JSON document")

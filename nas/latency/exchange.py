@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import NasError
-from nas.io import atomic_write, read_json, writable_dir, write_json
+from nas.io import MAX_JSON_BYTES, atomic_write, check_file, read_json, writable_dir, write_json
 from nas.latency.measure import item_module, onnx_bytes
 from nas.latency.table import LatencyTable, stats
 
@@ -84,6 +84,7 @@ def import_results(
     by_key = {op["key"]: op for op in manifest["ops"]}
     samples: dict[str, list[float]] = {}
     summaries: dict[str, dict[str, Any]] = {}
+    check_file(results, "results file", MAX_JSON_BYTES)  # a FIFO or device would block the reader
     try:
         with results.open(newline="") as fh:
             reader = csv.DictReader(line for line in fh if line.strip() and not line.startswith("#"))

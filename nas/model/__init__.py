@@ -61,7 +61,10 @@ class Net(nn.Module):
 
 
 def build(arch: Arch) -> Net:
-    """Build the network a spec describes, freshly initialised (He init for convs, as the reference nets)."""
+    """Build the network a spec describes, freshly initialised (He init for convs, as the reference nets).
+
+    Nothing to check first: an `Arch` is within the limits of `nas.arch` (channels, resolution, parameters, MACs,
+    tensor size) from the moment it exists, so no spec reaches torch's allocator with a size it cannot take."""
     net = Net(arch)
     for m in net.modules():
         if isinstance(m, nn.Conv2d):

@@ -83,7 +83,7 @@ def get(
     name: str, width: float | None = None, resolution: int | None = None, num_classes: int = 1000
 ) -> Arch:
     """The spec of a zoo model. `width` overrides the variant's multiplier (scalable families only), in
-    (0, WIDTH_MAX]; `resolution` is in [RESOLUTION_MIN, RESOLUTION_MAX]. NasError, before anything is built,
+    (0, WIDTH_MAX]; `resolution` is in [RESOLUTION_MIN, MAX_RESOLUTION]. NasError, before anything is built,
     for values out of range."""
     v = resolve(name)
     if width is not None:
