@@ -261,6 +261,7 @@ def test_a_table_from_another_machine_is_checked_once_and_never_used_silently(sp
 
 def test_a_table_within_10_percent_is_noted_once(space, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("NAS_MACHINE_CHECK", raising=False)
     table = synthetic_table(space, tmp_path / "t.json", host=ELSEWHERE)
     TABLE[:] = [table]
     calls: list = []

@@ -241,7 +241,7 @@ def test_search_with_the_supernet_evaluator(trained: Path, tiny_space: Path, tmp
                        evaluator_options={"calib_images": 32})
     result = search(cfg)
     assert result.trials == 6 and result.pareto
-    assert all(0 <= r["accuracy"] <= 1 for r in result.pareto)
+    assert all(0 <= r.accuracy <= 1 for r in result.pareto)
 
 
 def test_extract_gives_a_model_that_load_export_and_netadapt_take(trained: Path, tmp_path: Path) -> None:
