@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.arch import Arch, SpecError
+from nas.arch import NAME_MAX, Arch, SpecError
 from nas.errors import NasError
 from nas.io import read_json, write_json
 
@@ -44,11 +44,16 @@ def default_name() -> str:
     return "search-" + _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
+TRIAL_ROOM = len("-trial000000")  # what `trial_name` adds to the run's name, up to a million trials
+
+
 def check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
+    """A run name names a directory and, with `trial_name`'s suffix, every trial's architecture."""
+    limit = NAME_MAX - TRIAL_ROOM
+    if not isinstance(name, str) or not _NAME.match(name) or len(name) > limit:
         raise NasError(
-            f"--name {name!r}: use up to 128 letters, digits, '.', '_' or '-', starting with a letter or digit "
-            "(it names a directory)"
+            f"--name {str(name)[:40]!r}: use up to {limit} letters, digits, '.', '_' or '-', starting with a letter "
+            "or digit (it names a directory and, with -trialNNNN, each trial's architecture)"
         )
     return name
 
