@@ -48,7 +48,7 @@ from nas.accuracy.evaluator import zero_init_residuals
 from nas.accuracy.train import TrainConfig, TrainingDiverged, _lr_at, evaluate, train
 from nas.arch import Arch
 from nas.errors import NasError
-from nas.io import atomic_write, read_json, writable_dir, write_json
+from nas.io import atomic_write, read_json, read_state_dict, writable_dir, write_json
 from nas.sources import NETADAPT_HISTORY, NETADAPT_RESULT, NETADAPT_WEIGHTS
 
 LR_GRID = (0.05, 0.1, 0.2)
@@ -192,7 +192,7 @@ def _run(
         result = read_json(done_path, "training result")
         if test and result.get("test_top1") is None:  # finished without the test figure: add it now
             model = _model(arch, cfg.seed)
-            model.load_state_dict(torch.load(out / NETADAPT_WEIGHTS, map_location="cpu", weights_only=True))
+            model.load_state_dict(read_state_dict(out / NETADAPT_WEIGHTS))
             result["test_top1"] = evaluate(model, data.test)
             write_json(done_path, result)
         tick(total, label)
@@ -202,12 +202,17 @@ def _run(
     ckpt = out / CHECKPOINT
     state = _load_state(ckpt) if ckpt.is_file() else None
     resumed_from = int(state["epoch"]) if state else 0
+    # The training time of the epochs before a kill, as the last checkpoint's history.json recorded it.
+    before = (
+        read_json(out / NETADAPT_HISTORY).get("seconds", 0.0) if state and (out / NETADAPT_HISTORY).is_file() else 0
+    )
     model = _model(arch, cfg.seed)
     tick(int(state["step"]) if state else 0, label)
 
     def save(st: dict[str, Any]) -> None:
         atomic_write(ckpt, lambda tmp: torch.save(st, tmp))
-        write_json(out / NETADAPT_HISTORY, _history_doc(st["history"], st["losses"], cfg, steps_per_epoch, total))
+        doc = _history_doc(st["history"], st["losses"], cfg, steps_per_epoch, total)
+        write_json(out / NETADAPT_HISTORY, {**doc, "seconds": round(before + time.perf_counter() - started, 2)})
 
     started = time.perf_counter()
     try:
@@ -220,8 +225,8 @@ def _run(
         ckpt.unlink(missing_ok=True)
         tick(total, label)
         return result
-    seconds = time.perf_counter() - started
-    history = _history_doc(res.history, res.losses, cfg, steps_per_epoch, total)
+    seconds = before + time.perf_counter() - started
+    history = {**_history_doc(res.history, res.losses, cfg, steps_per_epoch, total), "seconds": round(seconds, 2)}
     atomic_write(out / NETADAPT_WEIGHTS, lambda tmp: torch.save(model.state_dict(), tmp))
     write_json(out / NETADAPT_HISTORY, history)
     _plot(out / CURVE, {label: history["epochs"]}, f"{arch.name or arch.hash}: {label}")
@@ -299,7 +304,7 @@ def train_source(
         "lr_grid": list(LR_GRID) if fixed_lr is None else None,
         "lr_epochs": (lr_epochs or epochs) if fixed_lr is None else None,
         "seeds": list(range(first_seed, first_seed + seeds)),
-        "recipe": {k: v for k, v in dataclasses.asdict(base).items() if k not in ("epochs", "lr", "seed")},
+        "recipe": {k: v for k, v in dataclasses.asdict(base).items() if k not in ("epochs", "lr", "seed", "threads")},
     }
     existing = out / CONFIG
     if existing.is_file() or (out / RESULT).is_file():
@@ -341,6 +346,7 @@ def train_source(
         return dataclasses.replace(base, epochs=n_epochs, lr=rate, seed=seed)
 
     lr_search: dict[float, float | None] | None = None
+    lr_search_seconds = 0.0
     rate = fixed_lr
     if rate is None:
         lr_search = {}
@@ -356,6 +362,7 @@ def train_source(
                 probe=True,
             )
             lr_search[r] = probe["val_top1"]
+            lr_search_seconds += probe.get("seconds", 0.0)
             done_before += steps_per_epoch * probe_epochs
         trained = [r for r in LR_GRID if lr_search[r] is not None]
         if not trained:
@@ -392,12 +399,13 @@ def train_source(
         "test_top1": mean_se([r["test_top1"] for r in runs]) if test else None,
         "params": arch.params,
         "seconds": round(sum(r["seconds"] for r in runs), 2),
+        "lr_search_seconds": round(lr_search_seconds, 2) if lr_search is not None else None,
     }
     if seeds > 1:
         curves = {f"seed {r['seed']}": read_json(out / f"seed-{r['seed']}" / NETADAPT_HISTORY)["epochs"] for r in runs}
         _plot(out / CURVE, curves, f"{arch.name or arch.hash}: lr {rate:g}, {seeds} seeds")
         write_json(out / RESULT, summary)
     else:
-        runs[0].update({k: summary[k] for k in ("data", "lr_search")})
+        runs[0].update({k: summary[k] for k in ("data", "lr_search", "lr_search_seconds")})
         write_json(out / RESULT, runs[0])
     return TrainingRun(out=out, arch=arch, lr=rate, lr_search=lr_search, runs=runs, summary=summary)

@@ -112,7 +112,11 @@ def run(args: argparse.Namespace) -> int:
     def fmt(stat: dict[str, Any]) -> str:
         return f"{stat['mean']:.4f}" + (f" ± {stat['se']:.4f} (s.e., n={stat['n']})" if stat["se"] is not None else "")
 
-    print(f"{s['arch']}: {s['epochs']} epochs at lr {result.lr:g}, {len(result.runs)} seed(s), {s['seconds']:.0f} s")
+    search = f" (rate search {s['lr_search_seconds']:.0f} s)" if s["lr_search_seconds"] is not None else ""
+    print(
+        f"{s['arch']}: {s['epochs']} epochs at lr {result.lr:g}, {len(result.runs)} seed(s): training "
+        f"{s['seconds']:.0f} s{search}"
+    )
     print(f"  val top-1 {fmt(s['val_top1'])}" + (f"; test top-1 {fmt(s['test_top1'])}" if s["test_top1"] else ""))
     for r in result.runs:
         if r.get("resumed_from_epoch"):
