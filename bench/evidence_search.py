@@ -42,8 +42,8 @@ GOAL_POINTS = 0.02  # the issue's goal: the searched net ≥ 2 points above the 
 # ---------------------------------------------------------------------------------------------- latency
 
 
-def width_at_latency(family: str, target_ms: float, table: Any, step: float = 0.01) -> dict[str, Any]:
-    """Widest multiplier (on a `step` grid) of a zoo family predicted at most `target_ms` on `table`
+def width_at_latency(family: str, target_ms: float, table: Any, tol: float = 0.01) -> dict[str, Any]:
+    """Widest multiplier (on a grid of step `tol`) of a zoo family predicted at most `target_ms` on `table`
     (`nas.zoo.widest.widest_width`), timing the ops the table lacks first."""
     from nas.latency import predict
     from nas.latency.build import measure_missing
@@ -56,9 +56,7 @@ def width_at_latency(family: str, target_ms: float, table: Any, step: float = 0.
         timed += measure_missing(arch, table, progress=False)
         return float(predict(arch, table).latency_ms)
 
-    found = widest_width(
-        family, target_ms, latency, step=step, resolution=DEPLOY_RESOLUTION, num_classes=DEPLOY_CLASSES
-    )
+    found = widest_width(family, target_ms, latency, step=tol, resolution=DEPLOY_RESOLUTION, num_classes=DEPLOY_CLASSES)
     if found is None:
         return {
             "family": family,
@@ -313,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                 if family in cell["networks"]:
                     continue
                 t0 = time.perf_counter()
-                found = width_at_latency(family, cell["search"]["latency_ms"], table, step=0.2 if args.smoke else 0.01)
+                found = width_at_latency(family, cell["search"]["latency_ms"], table, tol=0.2 if args.smoke else 0.01)
                 clock.add(f"baseline widths {device}", time.perf_counter() - t0)
                 net: dict[str, Any] = {**found, "runs": {}}
                 if found["reachable"]:

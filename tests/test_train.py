@@ -261,3 +261,12 @@ def test_unwritable_or_occupied_out(tmp_path, capsys):
     with pytest.raises(NasError, match="not an empty directory"):
         train_source(SOURCE, DATA, occupied, epochs=1, lr=0.1)
     assert sorted(p.name for p in occupied.iterdir()) == ["notes.txt"]
+
+
+def test_sources_json_file_and_a_train_output(tmp_path, data):
+    first = train_source(SOURCE, data, tmp_path / "a", epochs=1, lr=0.1, recipe=recipe())
+    for i, source in enumerate((tmp_path / "a" / "arch.json", tmp_path / "a")):
+        run = train_source(str(source), data, tmp_path / f"b{i}", epochs=1, lr=0.1, recipe=recipe())
+        assert run.arch.hash == first.arch.hash
+        # the same seed and recipe from the same spec: the same network (the source's weights are not used)
+        assert run.runs[0]["val_top1"] == first.runs[0]["val_top1"]
