@@ -4,7 +4,8 @@ For each device (`cpu`: a copy of the measured table; `pixel`: the estimated Pix
 latency targets: run `nas.search.search` (proxy training on the CIFAR-10 subset, soft reward, TPE, a fixed time
 budget), then train the searched architecture and MobileNetV2, MobileNetV3-Small and MobileNetV3-Large, each
 at the widest width multiplier whose predicted latency (224×224, 1000 classes, the same table) is at most the
-searched one's (bisection on the multiplier), with one identical recipe (TrainConfig: `--epochs` epochs at
+searched one's (`nas.zoo.widest.widest_width`: bisection on a 0.01 grid of the multiplier), with one identical
+recipe (TrainConfig: `--epochs` epochs at
 32×32, batch 128, SGD lr 0.2 cosine, crop+flip, residuals zero-initialised) for each of `--seeds`. Reports mean ±
 std top-1 on the test split, and the margin of the searched net over the best baseline (the issue's goal:
 ≥ 2 points). Resumable: finished searches and trainings are kept in results.json and skipped on a rerun.
@@ -41,64 +42,39 @@ GOAL_POINTS = 0.02  # the issue's goal: the searched net ≥ 2 points above the 
 # ---------------------------------------------------------------------------------------------- latency
 
 
-def width_at_latency(
-    family: str, target_ms: float, table: Any, lo: float = 0.1, hi: float = 4.0, tol: float = 0.01
-) -> dict[str, Any]:
-    """Widest multiplier (to `tol`) of a zoo family predicted at most `target_ms` on `table`, by bisection
-    (predicted latency grows with the width, in steps: channels are rounded by make_divisible)."""
-    from nas import zoo
+def width_at_latency(family: str, target_ms: float, table: Any, tol: float = 0.01) -> dict[str, Any]:
+    """Widest multiplier (on a grid of step `tol`) of a zoo family predicted at most `target_ms` on `table`
+    (`nas.zoo.widest.widest_width`), timing the ops the table lacks first."""
     from nas.latency import predict
     from nas.latency.build import measure_missing
+    from nas.zoo.widest import widest_width
 
     timed = 0
 
-    def latency(width: float) -> float:
+    def latency(arch: Any) -> float:
         nonlocal timed
-        arch = zoo.get(family, width=width, resolution=DEPLOY_RESOLUTION, num_classes=DEPLOY_CLASSES)
         timed += measure_missing(arch, table, progress=False)
         return float(predict(arch, table).latency_ms)
 
-    def found(width: float | None, ms: float | None, **extra: Any) -> dict[str, Any]:
-        reachable = width is not None
-        ms = round(ms, 4) if reachable and ms is not None else None
-        return {"family": family, "width": width, "latency_ms": ms, "reachable": reachable, "ops_timed": timed, **extra}
-
-    # Bracket from width 1.0 by doubling or halving (pricing a 4×-wide network is slow on the estimated table).
-    steps = 0
-    width, width_ms = 1.0, latency(1.0)
-    if width_ms <= target_ms:
-        lo, lo_ms = width, width_ms
-        while lo < hi:
-            up = min(hi, lo * 2)
-            up_ms = latency(up)
-            steps += 1
-            if up_ms > target_ms:
-                hi = up
-                break
-            lo, lo_ms = up, up_ms
-        else:
-            return found(lo, lo_ms, note=f"capped at width {lo}")
-    else:
-        hi = width
-        while True:
-            down = max(lo, hi / 2)
-            down_ms = latency(down)
-            steps += 1
-            if down_ms <= target_ms:
-                lo, lo_ms = down, down_ms
-                break
-            if down <= lo:
-                return found(None, None, note=f"even width {lo} is predicted at {down_ms:.2f} ms > {target_ms:.2f} ms")
-            hi = down
-    while hi - lo > tol:
-        mid = round((lo + hi) / 2, 4)
-        mid_ms = latency(mid)
-        steps += 1
-        if mid_ms <= target_ms:
-            lo, lo_ms = mid, mid_ms
-        else:
-            hi = mid
-    return found(lo, lo_ms, bisection_steps=steps)
+    found = widest_width(family, target_ms, latency, step=tol, resolution=DEPLOY_RESOLUTION, num_classes=DEPLOY_CLASSES)
+    if found is None:
+        return {
+            "family": family,
+            "width": None,
+            "latency_ms": None,
+            "reachable": False,
+            "ops_timed": timed,
+            "note": f"even the narrowest width is predicted above {target_ms:.2f} ms",
+        }
+    extra = {"note": f"capped at width {found.width}"} if found.capped else {"bisection_steps": found.evaluations - 1}
+    return {
+        "family": family,
+        "width": found.width,
+        "latency_ms": round(found.latency_ms, 4),
+        "reachable": True,
+        "ops_timed": timed,
+        **extra,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- training

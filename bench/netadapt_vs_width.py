@@ -26,19 +26,17 @@ from nas.io import write_json
 from nas.latency.table import load_table, predict
 from nas.model import build
 from nas.netadapt.api import netadapt
+from nas.zoo.widest import widest_width
 
 
 def widest_multiplier(target_ms: float, table, num_classes: int, resolution: int) -> tuple[float, float]:
-    """Widest multiplier on a 0.01 grid whose MobileNetV2 is predicted within `target_ms`."""
-    best = None
-    for hundredths in range(20, 141):
-        w = hundredths / 100
-        ms = predict(zoo.get("mobilenet_v2", width=w, resolution=resolution, num_classes=num_classes), table).latency_ms
-        if ms <= target_ms:
-            best = (w, ms)
-    if best is None:
+    """Widest multiplier in [0.2, 1.4] on a 0.01 grid whose MobileNetV2 is predicted within `target_ms`."""
+    found = widest_width(
+        "mobilenet_v2", target_ms, table, lo=0.2, hi=1.4, resolution=resolution, num_classes=num_classes
+    )
+    if found is None:
         raise SystemExit(f"no width multiplier reaches {target_ms} ms")
-    return best
+    return found.width, found.latency_ms
 
 
 def build_parser() -> argparse.ArgumentParser:

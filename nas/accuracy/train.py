@@ -9,6 +9,11 @@ Determinism: with the same `seed`, the same model initialisation (the caller see
 data and one thread, two runs give the same weights: the batch order and the augmentation come from a
 `torch.Generator(seed)`.
 
+Resuming: `train(..., checkpoint=save)` hands `save` the whole training state after every epoch (model,
+optimizer, step, the batch-order generator and torch's RNG, the history); `train(..., resume=state)` continues from
+such a state and ends with the same weights as an uninterrupted run. The state holds tensors, numbers, strings and
+lists only, so it reads back with `torch.load(weights_only=True)`.
+
 A loss that turns NaN or infinite raises `TrainingDiverged` (a `NasError`): the search marks that trial failed.
 """
 
@@ -19,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +36,9 @@ from nas.errors import NasError
 
 # report(epoch, val_accuracy) -> True to stop (an Optuna trial's `should_prune`).
 Report = Callable[[int, float], bool]
+# checkpoint(state) after each epoch; `state` is what `train(..., resume=state)` continues from.
+Checkpoint = Callable[[dict[str, Any]], None]
+STATE_FORMAT = "nas.train-state/1"
 
 
 class TrainingDiverged(NasError):
@@ -83,7 +92,8 @@ class TrainConfig:
 @dataclass
 class TrainResult:
     """`accuracy`: top-1 on the validation split at the end (None for `fine_tune`, which does not evaluate);
-    `history`: (epoch, val accuracy) after each epoch; `pruned`: stopped early by `report`."""
+    `history`: (epoch, val accuracy) after each epoch; `losses`: the mean training loss of each epoch;
+    `pruned`: stopped early by `report`; `seconds`: this call's time (not a resumed run's earlier epochs)."""
 
     accuracy: float | None
     epochs: float
@@ -92,6 +102,7 @@ class TrainResult:
     pruned: bool = False
     train_loss: float = math.nan
     history: list[tuple[int, float]] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
 
 
 @contextmanager
@@ -173,6 +184,9 @@ def _loop(
     steps_per_epoch: int,
     report: Report | None,
     evaluate_epochs: bool,
+    resume: dict[str, Any] | None = None,
+    checkpoint: Checkpoint | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
     start = time.perf_counter()
     x, y = data.train
@@ -193,6 +207,36 @@ def _loop(
     # Steps within an epoch after which to report, besides the epoch's end.
     interval = math.ceil(steps_per_epoch / cfg.reports_per_epoch)
     midway = {i * interval for i in range(1, cfg.reports_per_epoch)} if evaluate_epochs else set()
+    if resume is not None:
+        if resume.get("format") != STATE_FORMAT or resume.get("total_steps") != total_steps:
+            raise NasError(
+                f"cannot resume: the saved training state is not {STATE_FORMAT} for {total_steps} steps "
+                "(another recipe or data set?)"
+            )
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        gen.set_state(resume["generator"])
+        torch.set_rng_state(resume["torch_rng"])
+        step, epoch, reported = int(resume["step"]), int(resume["epoch"]), int(resume["reported"])
+        result.history = [(int(e), float(a)) for e, a in resume["history"]]
+        result.losses = [float(v) for v in resume["losses"]]
+        result.accuracy = result.history[-1][1] if result.history else None
+        result.steps, result.epochs = step, step / steps_per_epoch
+
+    def state() -> dict[str, Any]:
+        return {
+            "format": STATE_FORMAT,
+            "total_steps": total_steps,
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "generator": gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "step": step,
+            "epoch": epoch,
+            "reported": reported,
+            "history": [[e, a] for e, a in result.history],
+            "losses": list(result.losses),
+        }
 
     def check() -> bool:
         """Evaluate on the validation split and report it; True when the caller's pruner says stop and
@@ -233,36 +277,51 @@ def _loop(
                 opt.step()
                 losses.append(loss.item())
                 step += 1
+                if on_step is not None:
+                    on_step(step)
                 if b + 1 in midway and step < total_steps and check():
                     result.pruned = True
                     break
             epoch += 1
             result.epochs = step / steps_per_epoch
             result.steps = step
+            if losses:
+                result.losses.append(sum(losses) / len(losses))
             if result.pruned:
                 break
             if evaluate_epochs and check():
                 result.pruned = True
                 break
+            if checkpoint is not None:
+                checkpoint(state())
     model.to(memory_format=torch.contiguous_format)  # hand back ordinary tensors (export, pruning by slicing)
     model.eval()
-    result.train_loss = sum(losses) / len(losses) if losses else math.nan
+    result.train_loss = result.losses[-1] if result.losses else math.nan
     result.seconds = time.perf_counter() - start
     return result
 
 
 def train(
-    model: nn.Module, data: DataSplits, cfg: TrainConfig | None = None, report: Report | None = None
+    model: nn.Module,
+    data: DataSplits,
+    cfg: TrainConfig | None = None,
+    report: Report | None = None,
+    *,
+    resume: dict[str, Any] | None = None,
+    checkpoint: Checkpoint | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train `model` in place for `cfg.epochs` (capped by `cfg.max_steps`), evaluating on `data.val` after each
-    epoch; `report(epoch, val_acc)` returning True stops it (`result.pruned`). Leaves the model in eval mode."""
+    epoch; `report(epoch, val_acc)` returning True stops it (`result.pruned`). `checkpoint(state)` after each
+    epoch and `resume=state` to continue (module docstring); `on_step(step)` after each optimizer step (a progress
+    bar). Leaves the model in eval mode."""
     cfg = cfg or TrainConfig()
     n = len(data.train)
     steps_per_epoch = max(1, n // min(cfg.batch_size, n))  # drop the last partial batch: no BN on tiny batches
     total = max(1, round(cfg.epochs * steps_per_epoch))
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
-    return _loop(model, data, cfg, total, steps_per_epoch, report, evaluate_epochs=True)
+    return _loop(model, data, cfg, total, steps_per_epoch, report, True, resume, checkpoint, on_step)
 
 
 def fine_tune(model: nn.Module, data: DataSplits, steps: int, cfg: TrainConfig | None = None) -> TrainResult:

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from nas.errors import NasError
 
 # Order of the commands in `nas --help`; modules not named here follow alphabetically.
-ORDER = ["search", "netadapt", "export", "latency", "space", "zoo"]
+ORDER = ["search", "netadapt", "train", "export", "latency", "space", "zoo"]
 
 
 def print_json(data: Any) -> None:
