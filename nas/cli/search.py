@@ -169,22 +169,13 @@ class _Progress:
     """A rich progress bar on stderr: trials evaluated, best reward so far, time left."""
 
     def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from nas.progress import progress_bar
 
         self.started = time.monotonic()
         self.best: float | None = None
         self.task: Any = None
-        self.bar = Progress(
-            TextColumn("search"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[best]}"),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[left]}"),
-            console=Console(stderr=True),
-            transient=False,
-        )
+        # The time left is the search's own budget (a field), not a rate estimate: trials vary too much.
+        self.bar = progress_bar("search", unit="{task.fields[best]}  {task.fields[left]}", time_left=False)
 
     def _left(self, budget_s: float | None) -> str:
         if budget_s is None:

@@ -76,26 +76,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _bar(disable: bool) -> Any:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from nas.progress import progress_bar
 
-    return Progress(
-        TextColumn("[bold]supernet[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=disable,
-    )
+    return progress_bar("[bold]supernet[/] {task.description}", disable=disable)
 
 
 def run_train(args: argparse.Namespace) -> int:

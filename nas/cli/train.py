@@ -49,26 +49,9 @@ class _Bar:
     """A rich progress bar on stderr over every optimizer step of every run, with the time left."""
 
     def __init__(self) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from nas.progress import progress_bar
 
-        self.bar = Progress(
-            TextColumn("train {task.fields[label]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("steps"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-        )
+        self.bar = progress_bar("train {task.fields[label]}", unit="steps")
         self.task: Any = None
 
     def __call__(self, done: int, total: int, label: str) -> None:

@@ -30,10 +30,9 @@ MANIFEST = "nas.latency-ops/1"
 def export_ops(items: dict[str, dict[str, Any]], out: Path, source: dict[str, Any], progress: bool = True) -> Path:
     writable_dir(out)
     entries = []
-    from rich.console import Console
-    from rich.progress import Progress
+    from nas.progress import progress_bar
 
-    with Progress(console=Console(stderr=True), disable=not progress) as bar:
+    with progress_bar("export-ops", disable=not progress) as bar:
         task = bar.add_task("export-ops", total=len(items))
         for n, (key, item) in enumerate(sorted(items.items()), start=1):
             op_id = f"op{n:04d}"

@@ -602,27 +602,10 @@ def time_items(
 def progress_bar(
     label: str, total: float, enabled: bool = True, completed: float = 0
 ) -> Iterator[Callable[[float], None]]:
-    """A rich progress bar on stderr (elapsed, time left); yields the `on_progress` callback of `time_items`."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    """A progress bar (nas.progress); yields the `on_progress` callback of `time_items`."""
+    from nas.progress import progress_bar as make_bar
 
-    bar = Progress(
-        TextColumn(f"[bold]{label}[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("left"),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
+    bar = make_bar(f"[bold]{label}[/]", disable=not enabled)
     with bar:
         task = bar.add_task("", total=total, completed=completed)
         yield lambda n: bar.advance(task, n)
