@@ -378,19 +378,20 @@ def _resolutions(items: dict[str, dict[str, Any]]) -> set[int]:
     return {int(item["x"][1]) for item in items.values() if item["kind"] == "input"}
 
 
-def measure_missing(arch: Arch, table: LatencyTable, progress: Any = None) -> int:
-    """Time the ops of `arch` that a measured table lacks, here, with the table's own protocol, into its file;
-    the table object is refreshed in place. Returns how many ops were timed."""
+def measure_missing(arch: Arch | Iterable[Arch], table: LatencyTable, progress: Any = None) -> int:
+    """Time the ops of `arch` (one spec, or several in one batch) that a measured table lacks, here, with the
+    table's own protocol, into its file; the table object is refreshed in place. Returns how many ops were timed."""
     from nas.latency.table import load_table, missing_ops
     from nas.latency.validate import runtime_of
 
-    keys = {key for _, key in missing_ops(arch, table)}
+    archs = [arch] if isinstance(arch, Arch) else list(arch)
+    keys = {key for a in archs for _, key in missing_ops(a, table)}
     if not keys:
         return 0
     if table.path is None or table.kind != "measured":
         raise NasError(f"only a table measured on this machine can time missing ops; {table.where} is {table.kind}")
     runtime, threads = runtime_of(table)
-    items = {k: v for k, v in arch_items([arch]).items() if k in keys}
+    items = {k: v for k, v in arch_items(archs).items() if k in keys}
     build_table(
         device=table.device,
         items=items,
@@ -398,7 +399,7 @@ def measure_missing(arch: Arch, table: LatencyTable, progress: Any = None) -> in
         runtime=runtime,
         threads=threads,
         protocol=Protocol.from_dict(table.meta.get("protocol", {})),
-        source={"measure_missing": arch.name or arch.hash},
+        source={"measure_missing": ", ".join(sorted({a.name or a.hash for a in archs}))[:200]},
         add=True,
         progress=progress,
     )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from nas.arch import Arch
-from nas.netadapt.units import Unit, UnitMap, find_units, set_widths
+from nas.netadapt.subject import Adaptable, SpecNet
+from nas.netadapt.units import Unit, UnitMap, candidate_widths, find_units, floor_widths, set_widths
 
 LatencyFn = Callable[[Arch], float]
-DIVISOR = 8
 
 
 @dataclass(frozen=True)
@@ -17,58 +17,49 @@ class Proposal:
     unit: Unit
     width: int
     latency_ms: float
-    arch: Arch | None = None  # the proposed spec (spec route; None for a user's module)
 
 
-def candidate_widths(width: int) -> list[int]:
-    """Multiples of 8 below `width`, widest first, down to 8."""
-    top = (width - 1) // DIVISOR * DIVISOR
-    return list(range(top, DIVISOR - 1, -DIVISOR))
-
-
-def propose_units(
-    units: Iterable[Unit],
-    latency_at: Callable[[Unit, int], tuple[float, Arch | None] | None],
-    target_ms: float,
-) -> list[Proposal]:
+def propose_units(subject: Adaptable, target_ms: float) -> list[Proposal]:
     """One proposal per unit that can meet `target_ms` alone: its widest width (a multiple of 8, ≥ 8) whose
-    whole-network predicted latency is at most the target. `latency_at(unit, width)` gives (latency, spec) or
-    None where that width is not allowed. Units that cannot reach the target give none."""
-    out = []
-    for unit in units:
-        for width in candidate_widths(unit.width):
-            found = latency_at(unit, width)
-            if found is None:
+    whole-network predicted latency is at most the target; units that cannot reach it give none.
+
+    Where the subject's table lacks ops (a measured table), each unit's width is first chosen on the estimate,
+    the chosen widths are timed in one batch and the exact prediction decides; a width that misses after
+    timing is dropped and the search goes on, narrower, in the next batch."""
+    confirmed: dict[Unit, Proposal] = {}
+    rejected: set[tuple[Unit, int]] = set()
+    while True:
+        picks: dict[Unit, int] = {}
+        for unit in subject.units:
+            if unit in confirmed:
                 continue
-            ms, arch = found
+            for width in candidate_widths(unit.width):
+                if (unit, width) in rejected:
+                    continue
+                ms = subject.latency({unit: width}, estimate=True)
+                if ms is not None and ms <= target_ms:
+                    picks[unit] = width
+                    break
+        if not picks:
+            break
+        subject.measure([{u: w} for u, w in picks.items()])
+        for unit, width in picks.items():
+            ms = subject.latency({unit: width})
+            assert ms is not None
             if ms <= target_ms:
-                out.append(Proposal(unit, width, ms, arch))
-                break
-    return out
+                confirmed[unit] = Proposal(unit, width, ms)
+            else:
+                rejected.add((unit, width))
+    return [confirmed[u] for u in subject.units if u in confirmed]
 
 
 def propose(arch: Arch, latency: LatencyFn, target_ms: float, units: UnitMap | None = None) -> list[Proposal]:
-    """`propose_units` over a spec's units, each candidate priced as the whole network."""
-    units = units or find_units(arch)
-
-    def latency_at(unit: Unit, width: int) -> tuple[float, Arch | None] | None:
-        candidate = set_widths(arch, {unit: width}, units)
-        return None if candidate is None else (latency(candidate), candidate)
-
-    return propose_units(units.units, latency_at, target_ms)
+    """`propose_units` over a spec's units, each candidate priced as the whole network by `latency`."""
+    return propose_units(SpecNet(arch, latency=latency, units=units), target_ms)
 
 
 def smallest(arch: Arch, latency: LatencyFn) -> tuple[Arch, float]:
-    """Every unit at its narrowest valid width (groups first, then expansions): the reachable floor."""
+    """Every unit at its narrowest valid width: the reachable floor, and its latency."""
     units = find_units(arch)
-    widths: dict[Unit, int] = {}
-    ordered = sorted(units.units, key=lambda u: u.kind == "mid")
-    for unit in ordered:
-        for width in reversed(candidate_widths(unit.width + 1)):
-            if width >= unit.width:
-                break
-            if set_widths(arch, {**widths, unit: width}, units) is not None:
-                widths[unit] = width
-                break
-    final = set_widths(arch, widths, units) or arch
+    final = set_widths(arch, floor_widths(arch, units), units) or arch
     return final, latency(final)
