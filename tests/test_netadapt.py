@@ -339,8 +339,8 @@ class SGDTrainer:
         self._steps(net, 2)
 
     def recalibrate(self, net, batches):
-        from nas.netadapt.scoring import recalibrate_bn
         from nas.accuracy.data import Split
+        from nas.netadapt.scoring import recalibrate_bn
 
         self.calls.append("recalibrate")
         recalibrate_bn(net, Split(self.x, self.y), batches, batch_size=16)

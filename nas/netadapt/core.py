@@ -267,9 +267,7 @@ class _Run:
         if self.out is None:
             return
         self.save_checkpoint(0, subject)
-        header = {k: v for k, v in history.items() if k not in ("iterations", "final")}
-        atomic_write(self.out / "journal.jsonl", lambda tmp: tmp.write_text(json.dumps(header) + "\n"))
-        write_json(self.out / "history.json", history)
+        self._rewrite(history)
 
     def save_checkpoint(self, i: int, subject: Adaptable) -> None:
         payload = {**subject.checkpoint(), "iteration": i}
@@ -309,11 +307,11 @@ class _Run:
             if header is None:
                 raise NasError(f"cannot resume: {self.out} holds no readable NetAdapt history ({HISTORY_FORMAT})")
             log(f"history.json of {self.out} is unreadable: rebuilt from journal.jsonl ({len(lines)} iterations)")
-            history = {**header, "iterations": [e["iteration"] for e in lines if "iteration" in e], "final": None}
+            history = {**header, "iterations": _consecutive(lines), "final": None}
             finals = [e["final"] for e in lines if "final" in e]
             history["final"] = finals[-1] if finals else None
         else:
-            from_journal = [e["iteration"] for e in lines if "iteration" in e]
+            from_journal = _consecutive(lines)
             if len(from_journal) > len(history["iterations"]):
                 log(f"journal.jsonl holds {len(from_journal) - len(history['iterations'])} iteration(s) more than "
                     "history.json: taking them")  # fmt: skip
@@ -324,7 +322,18 @@ class _Run:
             dropped = history["iterations"].pop()
             history["final"] = None
             log(f"dropped iteration {dropped['iteration']}: its checkpoint is missing or unreadable")
+        self._rewrite(history)  # the journal again holds exactly what is kept
         return history
+
+    def _rewrite(self, history: dict[str, Any]) -> None:
+        assert self.out is not None
+        header = {k: v for k, v in history.items() if k not in ("iterations", "final")}
+        lines = [header, *({"iteration": it} for it in history["iterations"])]
+        if history.get("final"):
+            lines.append({"final": history["final"]})
+        text = "".join(json.dumps(line) + "\n" for line in lines)
+        atomic_write(self.out / "journal.jsonl", lambda tmp: tmp.write_text(text))
+        write_json(self.out / "history.json", history)
 
     def _journal(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]], int]:
         assert self.out is not None
@@ -354,6 +363,17 @@ class _Run:
             return True
         except Exception:
             return False
+
+
+def _consecutive(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The journal's iteration records 1, 2, … (a later record of a number replaces an earlier one)."""
+    by_number = {
+        e["iteration"].get("iteration"): e["iteration"] for e in entries if isinstance(e.get("iteration"), dict)
+    }
+    out = []
+    while len(out) + 1 in by_number:
+        out.append(by_number[len(out) + 1])
+    return out
 
 
 def netadapt_loop(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,34 +24,61 @@ def propose_units(subject: Adaptable, target_ms: float) -> list[Proposal]:
     """One proposal per unit that can meet `target_ms` alone: its widest width (a multiple of 8, ≥ 8) whose
     whole-network predicted latency is at most the target; units that cannot reach it give none.
 
-    Where the subject's table lacks ops (a measured table), each unit's width is first chosen on the estimate,
-    the chosen widths are timed in one batch and the exact prediction decides; a width that misses after
-    timing is dropped and the search goes on, narrower, in the next batch."""
+    Where the subject's table lacks ops (a measured table), each unit's width is first chosen on an estimate,
+    the chosen widths are timed in one batch and the exact prediction decides. A width that misses after timing
+    is dropped and the search goes on, narrower, in the next batch: then a unit's latency is interpolated
+    linearly in its width between the widths already priced exactly (its current width is one)."""
+    current = subject.latency()
+    assert current is not None
+    known: dict[Unit, dict[int, float]] = {u: {u.width: current} for u in subject.units}
     confirmed: dict[Unit, Proposal] = {}
-    rejected: set[tuple[Unit, int]] = set()
     while True:
-        picks: dict[Unit, int] = {}
+        picks: dict[Unit, list[int]] = {}
         for unit in subject.units:
             if unit in confirmed:
                 continue
-            for width in candidate_widths(unit.width):
-                if (unit, width) in rejected:
-                    continue
-                ms = subject.latency({unit: width}, estimate=True)
+            widths = candidate_widths(unit.width)
+            for k, width in enumerate(widths):
+                ms = _estimate(subject, unit, width, known[unit])
                 if ms is not None and ms <= target_ms:
-                    picks[unit] = width
+                    # the estimate's pick and, in the same batch, the next narrower width: its fallback
+                    todo = [w for w in widths[k : k + 2] if w not in known[unit]]
+                    if todo:
+                        picks[unit] = todo
+                    elif known[unit].get(width, math.inf) <= target_ms:
+                        confirmed[unit] = Proposal(unit, width, known[unit][width])
                     break
         if not picks:
             break
-        subject.measure([{u: w} for u, w in picks.items()])
-        for unit, width in picks.items():
-            ms = subject.latency({unit: width})
-            assert ms is not None
-            if ms <= target_ms:
-                confirmed[unit] = Proposal(unit, width, ms)
-            else:
-                rejected.add((unit, width))
+        subject.measure([{u: w} for u, ws in picks.items() for w in ws])
+        for unit, widths in picks.items():
+            for width in widths:
+                ms = subject.latency({unit: width})
+                if ms is not None:
+                    known[unit][width] = ms
+            meets = [w for w in candidate_widths(unit.width) if known[unit].get(w, math.inf) <= target_ms]
+            if meets and meets[0] in widths:
+                confirmed[unit] = Proposal(unit, meets[0], known[unit][meets[0]])
     return [confirmed[u] for u in subject.units if u in confirmed]
+
+
+def _estimate(subject: Adaptable, unit: Unit, width: int, known: dict[int, float]) -> float | None:
+    """The exact latency where known; between or beyond two exactly priced widths of the unit, their line;
+    else the subject's own estimate (exact on a table that prices every op)."""
+    if width in known:
+        return known[width]
+    if len(known) >= 2:
+        above = [w for w in known if w > width]
+        below = [w for w in known if w < width]
+        if above and below:
+            lo, hi = max(below), min(above)
+        else:
+            lo, hi = sorted(above or below)[:2] if above else sorted(below)[-2:]
+        if subject.latency({unit: width}, estimate=True) is None:
+            return None  # not a valid width
+        slope = (known[hi] - known[lo]) / (hi - lo)
+        return known[lo] + slope * (width - lo)
+    return subject.latency({unit: width}, estimate=True)
 
 
 def propose(arch: Arch, latency: LatencyFn, target_ms: float, units: UnitMap | None = None) -> list[Proposal]:
