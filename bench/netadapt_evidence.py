@@ -68,7 +68,83 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--out", default="bench/results/netadapt-evidence")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds; figures meaningless")
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="estimate the full run's cost and stop: time a few training steps, a BN recalibration and an "
+        "evaluation here, and count each target's iterations and proposals by a dry run of the loop on the table",
+    )
     return p
+
+
+class DryTrainer:
+    """No training; a proposal's 'accuracy' is the share of the start's parameters it keeps (for counting only)."""
+
+    def __init__(self, params: int):
+        self.params = params
+
+    def pretrain(self, net: Any) -> None: ...
+
+    def recalibrate(self, net: Any, batches: int) -> None: ...
+
+    def short(self, net: Any, steps: int) -> None: ...
+
+    def long(self, net: Any, epochs: int) -> None: ...
+
+    def accuracy(self, net: Any, split: str = "val") -> float:
+        return sum(p.numel() for p in net.parameters()) / self.params
+
+
+def plan(args: argparse.Namespace, data: Any, table: Any, start: Arch, out: Path) -> dict[str, Any]:
+    """Measured unit costs here × counted work of the full run = its estimated wall time (one process)."""
+    from nas.accuracy.train import fine_tune
+    from nas.netadapt import SpecNet, netadapt_loop
+    from nas.netadapt.scoring import recalibrate_bn
+
+    torch.manual_seed(0)
+    net = build(start)
+    fine_tune(net, data, 2, TrainConfig(batch_size=args.batch_size))  # warm-up
+    t = time.perf_counter()
+    fine_tune(net, data, 20, TrainConfig(batch_size=args.batch_size))
+    step_s = (time.perf_counter() - t) / 20
+    t = time.perf_counter()
+    recalibrate_bn(net, data.train, args.bn_batches, batch_size=args.batch_size)
+    recal_s = time.perf_counter() - t
+    t = time.perf_counter()
+    evaluate(net, data.val)
+    eval_s = time.perf_counter() - t
+    steps_per_epoch = max(1, len(data.train) // args.batch_size)
+    counts = {}
+    for fraction in args.fractions:
+        l0 = predict(start, table).latency_ms
+        config = NetAdaptConfig(target_ms=fraction * l0, step=args.step, score="adaptive-bn", long_epochs=0)
+        res = netadapt_loop(SpecNet(start, latency=lambda a: predict(a, table).latency_ms), DryTrainer(start.params),
+                            config)  # fmt: skip
+        counts[fraction] = {
+            "iterations": len(res.iterations),
+            "proposals": sum(len(i["proposals"]) for i in res.iterations),
+        }
+    short = NetAdaptConfig(target_ms=1, score=args.score, short_steps=args.short_steps).resolved().short_steps or 0
+    per_proposal = (recal_s if args.score == "adaptive-bn" else 0) + short * step_s + eval_s
+    seeds = len(args.seeds)
+    start_s = args.start_epochs * steps_per_epoch * step_s
+    runs_s = sum(
+        seeds * (c["proposals"] * per_proposal + 2 * (args.long_epochs * steps_per_epoch + c["iterations"] * short)
+                 * step_s)
+        for c in counts.values()
+    )  # fmt: skip
+    result = {
+        **provenance(args.smoke),
+        "measured": {"train_step_s": round(step_s, 4), "seconds_per_epoch": round(step_s * steps_per_epoch, 1),
+                     "recalibrate_s": round(recal_s, 3), "eval_val_s": round(eval_s, 3)},
+        "counted": {f"{f:g}": c for f, c in counts.items()},
+        "score": args.score,
+        "estimated_hours": {"start": round(start_s / 3600, 2), "runs": round(runs_s / 3600, 2),
+                            "total": round((start_s + runs_s) / 3600, 2)},
+    }  # fmt: skip
+    save(out, "plan", result)
+    print(json.dumps(result["measured"]), json.dumps(result["counted"]), json.dumps(result["estimated_hours"]))
+    return result
 
 
 SMOKE = {
@@ -139,10 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     out = writable_dir(args.out)
     t0 = time.perf_counter()
-    settings = {k: v for k, v in vars(args).items() if k != "out"}
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "plan")}
     path = out / "evidence.json"
     report = json.loads(path.read_text()) if path.exists() else None
-    if report is not None and report.get("settings") != settings:
+    if report is not None and report.get("settings") != settings and not args.plan:
         raise SystemExit(f"{path} was made with other settings; use another --out")
     report = report or {**provenance(args.smoke), "settings": settings, "runs": {}, "wall_s": {}}
 
@@ -152,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     start = zoo.get("mobilenet_v2", width=args.width, resolution=args.resolution, num_classes=data.num_classes)
     l0 = predict(start, table).latency_ms
     steps_per_epoch = max(1, len(data.train) // args.batch_size)
+    if args.plan:
+        plan(args, data, table, start, out)
+        return 0
 
     start_path = out / "start.pt"
     net = build(start)

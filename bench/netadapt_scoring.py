@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="bench/results/netadapt-scoring")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, seconds; figures meaningless")
+    p.add_argument("--markdown", action="store_true", help="print the report in --out as a markdown table, and stop")
     return p
 
 
@@ -83,10 +84,6 @@ SMOKE = {
     "batch_size": 32,
     "max_proposals": 4,
 }
-
-
-def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: v for k, v in vars(args).items() if k != "out"}
 
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -113,8 +110,41 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"proposals": len(records), "rows": rows}
 
 
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in vars(args).items() if k not in ("out", "markdown")}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The rank-correlation table of docs/netadapt.md."""
+    cfg, summary = report["settings"], report["summary"]
+    lines = [
+        f"{summary['proposals']} of {report.get('proposals_total', '?')} proposals; {report.get('data', cfg['data'])}; "
+        f"{cfg['model']} ×{cfg['width']}, step {cfg['step']} of {report['latency_ms']:.2f} ms ({cfg['device']}); "
+        f"reference: test top-1 after {cfg['long_steps']} steps; start: val top-1 {report['start']['val'][0]:.3f}",
+        "",
+        "| score | by | Kendall τ-b | reference top-1 of its pick | best reference top-1 | s per proposal |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in summary["rows"]:
+        rule = (
+            r["rule"]
+            .replace("adaptive-bn", f"adaptive-BN ({cfg['bn_batches']} batches)")
+            .replace("fine-tune", f"fine-tune ({cfg['short_steps']} steps)")
+        )
+        lines.append(
+            f"| {rule} | {r['by']} | {r['kendall_tau']:+.2f} | {100 * r['picked_reference_top1']:.1f} | "
+            f"{100 * r['best_reference_top1']:.1f} | {r['seconds_per_proposal']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.markdown:
+        import json
+
+        print(markdown(json.loads((Path(args.out) / "scoring.json").read_text())))
+        return 0
     if args.smoke:
         for key, value in SMOKE.items():
             setattr(args, key, value)
