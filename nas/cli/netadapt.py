@@ -101,14 +101,15 @@ def run(args: argparse.Namespace) -> int:
         args.model, config, table=table, data=args.data, weights=args.weights, width=args.width,
         resolution=args.resolution, out=out, resume=args.resume, log=log,
     )  # fmt: skip
-    files = result.history.get("final", {}).get("files", {})
+    names = ("history.json", "arch.json", "weights.pt", "netadapt.png") if result.arch is not None else (
+        "history.json", "weights.pt", "channels.json")  # fmt: skip
     summary: dict[str, Any] = {
         **result.summary(),
         "model": args.model,
         "target_ms": target_ms,
         "device": table.device,
         "table_kind": table.kind,
-        "files": {"history": str(out / "history.json"), "plot": str(out / "netadapt.png"), **files},
+        "files": {name: str(out / name) for name in names},
     }
     if args.json:
         print_json(summary)

@@ -444,6 +444,7 @@ def netadapt_loop(
             "model": start.name,
             "config": {**settings, "long_epochs": config.long_epochs},
             "start_hash": start.identity,
+            **({"start_arch": start.arch.to_dict()} if isinstance(getattr(start, "arch", None), Arch) else {}),
             **(meta or {}),
             "initial": {
                 "latency_ms": initial_ms,
