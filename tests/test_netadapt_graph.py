@@ -315,6 +315,7 @@ def test_blocks_the_spec_route_refuses_can_be_pruned_as_modules(name):
     """Channel splits, shuffles and ghost modules fix their channels; the convs inside the branches still prune."""
     from nas import zoo
     from nas.model import build
+
     torch.manual_seed(0)
     net = build(zoo.get(name, resolution=32, num_classes=10)).eval()
     graph = trace(net, SHAPE)
