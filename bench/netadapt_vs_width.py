@@ -25,7 +25,7 @@ from nas.accuracy.train import TrainConfig, evaluate, train
 from nas.io import write_json
 from nas.latency.table import load_table, predict
 from nas.model import build
-from nas.netadapt.api import netadapt
+from nas.netadapt import NetAdaptConfig, netadapt
 from nas.zoo.widest import widest_width
 
 
@@ -68,21 +68,14 @@ def run(args: argparse.Namespace, log: Any = print) -> dict[str, Any]:
     target = args.fraction * l0
 
     t0 = time.perf_counter()
+    config = NetAdaptConfig(
+        target_ms=target, step=args.step, score="fine-tune", short_steps=args.short_steps,
+        long_epochs=args.long_epochs, pretrain_epochs=args.pretrain_epochs, batch_size=args.batch_size, seed=args.seed,
+    )  # fmt: skip
     result = netadapt(
-        start,
-        table,
-        data,
-        target,
-        step=args.step,
-        short_steps=args.short_steps,
-        long_epochs=args.long_epochs,
-        pretrain_epochs=args.pretrain_epochs,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        out=Path(args.out) / "netadapt",
-        resume=True,
+        start, config, table=table, data=data, out=Path(args.out) / "netadapt", resume=True,
         log=lambda m: log(m, flush=True),
-    )
+    )  # fmt: skip
     netadapt_s = time.perf_counter() - t0
 
     steps_per_epoch = max(1, len(data.train) // args.batch_size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from nas.errors import NasError
 from nas.model import build
 from nas.netadapt import (
     NetAdaptConfig,
+    SpecNet,
     find_units,
     keep_largest,
     load_weights,
@@ -30,6 +32,10 @@ torch.set_num_threads(1)
 def macs_ms(arch: Arch) -> float:
     """A stand-in latency model: 1 ms per million multiply-accumulates (monotone in every width)."""
     return arch.macs / 1e6
+
+
+def spec(arch: Arch) -> SpecNet:
+    return SpecNet(arch, latency=macs_ms)
 
 
 def mnv2(res: int = 64) -> Arch:
@@ -153,7 +159,7 @@ def _zero_channels(net, arch, unit, drop: torch.Tensor) -> None:
     """Make channels `drop` of `unit` exactly zero everywhere they flow: the producing convs' filters and BN
     (scale and shift and running mean), and the depthwise conv + BN of blocks that read them without an
     expansion (or of the unit's own block, for an expansion)."""
-    from nas.netadapt.prune import _bn_of, _conv_of, _producers
+    from nas.netadapt.pruning import _bn_of, _conv_of, _producers
 
     units = find_units(arch)
     with torch.no_grad():
@@ -332,6 +338,13 @@ class SGDTrainer:
         self.calls.append("pretrain")
         self._steps(net, 2)
 
+    def recalibrate(self, net, batches):
+        from nas.accuracy.data import Split
+        from nas.netadapt.scoring import recalibrate_bn
+
+        self.calls.append("recalibrate")
+        recalibrate_bn(net, Split(self.x, self.y), batches, batch_size=16)
+
     def short(self, net, steps):
         self.calls.append("short")
         self._steps(net, steps)
@@ -352,7 +365,7 @@ def test_netadapt_meets_the_target_and_writes_a_resumable_run(tmp_path):
     cfg = NetAdaptConfig(target_ms=0.8 * l0, step=0.1, short_steps=1, long_epochs=1)
     trainer = SGDTrainer()
     messages: list[str] = []
-    res = netadapt_loop(a, macs_ms, trainer, cfg, out=tmp_path, log=messages.append)
+    res = netadapt_loop(spec(a), trainer, cfg, out=tmp_path, log=messages.append)
     assert res.latency_ms <= cfg.target_ms
     assert macs_ms(res.arch) == res.latency_ms
     assert res.pretrained and trainer.calls[0] == "pretrain" and trainer.calls[-1] == "long"
@@ -380,8 +393,8 @@ def test_netadapt_meets_the_target_and_writes_a_resumable_run(tmp_path):
         torch.testing.assert_close(net2.eval()(x), res.net.eval()(x))
     # a second start without --resume is refused; with it, the finished run is returned as is
     with pytest.raises(NasError, match="--resume"):
-        netadapt_loop(a, macs_ms, SGDTrainer(), cfg, out=tmp_path)
-    again = netadapt_loop(a, macs_ms, SGDTrainer(), cfg, out=tmp_path, resume=True)
+        netadapt_loop(spec(a), SGDTrainer(), cfg, out=tmp_path)
+    again = netadapt_loop(spec(a), SGDTrainer(), cfg, out=tmp_path, resume=True)
     assert again.resumed and again.arch == res.arch
 
 
@@ -389,7 +402,7 @@ def test_killed_run_resumes_from_the_last_iteration(tmp_path):
     a = mixed(num_classes=10)
     l0 = macs_ms(a)
     cfg = NetAdaptConfig(target_ms=0.8 * l0, step=0.07, short_steps=1, long_epochs=0, metric="accuracy")
-    full = netadapt_loop(a, macs_ms, SGDTrainer(), cfg, out=tmp_path / "full")
+    full = netadapt_loop(spec(a), SGDTrainer(), cfg, out=tmp_path / "full")
 
     class Killed(Exception):
         pass
@@ -406,19 +419,18 @@ def test_killed_run_resumes_from_the_last_iteration(tmp_path):
             super().short(net, steps)
 
     with pytest.raises(Killed):
-        netadapt_loop(a, macs_ms, Dies(), cfg, out=tmp_path / "cut")
+        netadapt_loop(spec(a), Dies(), cfg, out=tmp_path / "cut")
     hist = json.loads((tmp_path / "cut" / "history.json").read_text())
     assert len(hist["iterations"]) == 1 and hist["final"] is None
     trainer = SGDTrainer()
-    res = netadapt_loop(a, macs_ms, trainer, cfg, out=tmp_path / "cut", resume=True)
+    res = netadapt_loop(spec(a), trainer, cfg, out=tmp_path / "cut", resume=True)
     assert res.resumed and "pretrain" not in trainer.calls
     assert [it["unit"] for it in res.iterations] == [it["unit"] for it in full.iterations]
     assert res.arch == full.arch
     # another configuration cannot resume it
     with pytest.raises(NasError, match="step"):
         netadapt_loop(
-            a,
-            macs_ms,
+            spec(a),
             SGDTrainer(),
             NetAdaptConfig(target_ms=cfg.target_ms, step=0.2),
             out=tmp_path / "cut",
@@ -430,19 +442,19 @@ def test_bad_targets_and_weights(tmp_path):
     a = mnv2(res=32)
     l0 = macs_ms(a)
     with pytest.raises(NasError, match="nothing to do"):
-        netadapt_loop(a, macs_ms, SGDTrainer(), NetAdaptConfig(target_ms=l0 * 1.1))
+        netadapt_loop(spec(a), SGDTrainer(), NetAdaptConfig(target_ms=l0 * 1.1))
     with pytest.raises(NasError, match=r"smallest latency reachable .* is \d+\.\d+ ms"):
-        netadapt_loop(a, macs_ms, SGDTrainer(), NetAdaptConfig(target_ms=l0 * 0.01))
+        netadapt_loop(spec(a), SGDTrainer(), NetAdaptConfig(target_ms=l0 * 0.01))
     other = build(zoo.get("mobilenet_v2", width=0.5, resolution=32, num_classes=10))
     bad = tmp_path / "bad.pt"
     torch.save(other.state_dict(), bad)
     with pytest.raises(NasError, match="do not fit"):
-        netadapt_loop(a, macs_ms, SGDTrainer(), NetAdaptConfig(target_ms=l0 * 0.9), weights=bad)
+        netadapt_loop(spec(a), SGDTrainer(), NetAdaptConfig(target_ms=l0 * 0.9), weights=bad)
     good = tmp_path / "good.pt"
     torch.save(build(a).state_dict(), good)
     trainer = SGDTrainer()
     res = netadapt_loop(
-        a, macs_ms, trainer, NetAdaptConfig(target_ms=l0 * 0.95, short_steps=1, long_epochs=0), weights=good
+        spec(a), trainer, NetAdaptConfig(target_ms=l0 * 0.95, short_steps=1, long_epochs=0), weights=good
     )
     assert not res.pretrained and "pretrain" not in trainer.calls
 
@@ -465,10 +477,10 @@ def test_winner_by_slope_or_by_accuracy():
             return accuracies[net]
 
     def make(prop):
-        return prop.unit.name
+        return SimpleNamespace(net=prop.unit.name)
 
-    slope = choose(proposals, make, Fixed(), NetAdaptConfig(target_ms=5, metric="slope"), 1, 10.0, 0.50)
+    slope = choose(proposals, make, Fixed(), NetAdaptConfig(target_ms=5, metric="slope").resolved(), 1, 10.0, 0.50)
     assert slope[0].unit == units[1] and slope[3] == pytest.approx(-0.01)
-    best = choose(proposals, make, Fixed(), NetAdaptConfig(target_ms=5, metric="accuracy"), 1, 10.0, 0.50)
+    best = choose(proposals, make, Fixed(), NetAdaptConfig(target_ms=5, metric="accuracy").resolved(), 1, 10.0, 0.50)
     assert best[0].unit == units[0] and best[2] == 0.48
     assert [r["unit"] for r in best[4]] == [units[0].name, units[1].name]

@@ -110,6 +110,9 @@ def test_cli_meets_the_target_and_writes_an_exportable_result(tmp_path, capsys):
         (["--target-latency", "fast"], "target latency must be a duration"),
         (["--target-latency", "3ms", "--metric", "slope", "--step", "2"], "--step"),
         (["--target-latency", "3ms", "--preset", "mobilenetv3", "--step", "0.1"], "--preset mobilenetv3 sets"),
+        (["--target-latency", "3ms", "--score", "fine-tune", "--short-steps", "0"], "--short-steps"),
+        (["--target-latency", "3ms", "--bn-batches", "0"], "--bn-batches"),
+        (["--target-latency", "3ms", "--seed", "-1"], "--seed"),
     ],
 )
 def test_cli_bad_targets_exit_2_with_one_line(tmp_path, capsys, extra, message):

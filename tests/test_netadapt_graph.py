@@ -10,10 +10,10 @@ import torch
 
 from nas.cli import main
 from nas.errors import NasError
-from nas.netadapt import NetAdaptConfig
+from nas.netadapt import NetAdaptConfig, netadapt_loop
 from nas.netadapt.graph import (
     ChannelGraph,
-    adapt_module,
+    TracedNet,
     channel_scores,
     load_factory,
     prune_module,
@@ -232,14 +232,15 @@ def test_adapt_module_meets_the_target(model_file):
     net = calibrated(model_file)
     l0 = _macs_latency(trace(net, SHAPE))
     cfg = NetAdaptConfig(target_ms=0.7 * l0, step=0.1, short_steps=1, long_epochs=1)
-    res = adapt_module(net, _macs_latency, Trainer(), cfg, input_shape=SHAPE)
+    res = netadapt_loop(TracedNet(net, trace(net, SHAPE), latency=_macs_latency), Trainer(), cfg)
     assert res.latency_ms <= cfg.target_ms and len(res.iterations) >= 2
-    assert res.module(torch.randn(2, *SHAPE[1:])).shape == (2, 10)
+    assert res.net(torch.randn(2, *SHAPE[1:])).shape == (2, 10)
     # the kept channels, applied to a fresh module, give the adapted structure
-    fresh = rebuild(load_factory(f"{model_file}:make")(), res.kept, SHAPE)
-    fresh.load_state_dict(res.module.state_dict())
-    for name, unit in units_by_name(res.graph).items():
-        assert len(res.kept[name]) == unit.width
+    kept = res.final.kept_lists()
+    fresh = rebuild(load_factory(f"{model_file}:make")(), kept, SHAPE)
+    fresh.load_state_dict(res.net.state_dict())
+    for name, unit in units_by_name(res.final.graph).items():
+        assert len(kept[name]) == unit.width
 
 
 def test_bad_user_models(model_file, tmp_path):
@@ -314,7 +315,6 @@ def test_blocks_the_spec_route_refuses_can_be_pruned_as_modules(name):
     """Channel splits, shuffles and ghost modules fix their channels; the convs inside the branches still prune."""
     from nas import zoo
     from nas.model import build
-    from nas.netadapt.prune import keep_largest, prune
 
     torch.manual_seed(0)
     net = build(zoo.get(name, resolution=32, num_classes=10)).eval()
@@ -322,9 +322,10 @@ def test_blocks_the_spec_route_refuses_can_be_pruned_as_modules(name):
     assert graph.units
     x = torch.randn(2, *SHAPE[1:])
     unit = max(graph.units, key=lambda u: u.width)
-    same, _ = prune(net, graph, {unit: torch.arange(unit.width)})
+    same, _ = prune_module(net, graph, {unit: torch.arange(unit.width)})
     with torch.no_grad():
         assert torch.equal(same.eval()(x), net(x))
-    smaller, graph2 = prune(net, graph, {unit: keep_largest(net, graph, unit, 8)})
+    subject = TracedNet(net, graph, latency=lambda g, o: 0.0)
+    smaller, graph2 = prune_module(net, graph, {unit: subject.keep(unit, 8)})
     assert units_by_name(graph2)[unit.name].width == 8
     assert smaller.eval()(x).shape == (2, 10)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from nas.cli import print_json
-from nas.errors import NasError
+from nas.netadapt.config import PRESETS, SCORES, NetAdaptConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -45,8 +44,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="ΔR of the first iteration, as a fraction of the initial latency (default 0.05)",
     )
     p.add_argument("--decay", type=float, default=None, help="ΔR_i = step·L0·decay^(i−1) (default 1.0)")
-    p.add_argument("--preset", choices=["mobilenetv3"], help="mobilenetv3: MobileNetV3's constant step 0.01·L0")
-    p.add_argument("--short-steps", type=int, default=100, help="fine-tune steps per proposal (default 100)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="mobilenetv3: MobileNetV3's constant step 0.01·L0")
+    p.add_argument(
+        "--score",
+        choices=list(SCORES),
+        default=NetAdaptConfig.score,
+        help="how each proposal is scored before validation: adaptive-bn (BN statistics re-estimated on "
+        "--bn-batches training batches, no gradient step) or fine-tune (--short-steps SGD steps); "
+        f"default {NetAdaptConfig.score} (docs/netadapt.md has the measurements)",
+    )
+    p.add_argument("--bn-batches", type=int, default=NetAdaptConfig.bn_batches, help="batches for adaptive-bn")
+    p.add_argument(
+        "--short-steps",
+        type=int,
+        default=None,
+        help="fine-tune steps per proposal (default 100 with --score fine-tune, 0 with adaptive-bn)",
+    )
     p.add_argument("--long-epochs", type=int, default=5, help="epochs of the final fine-tune (default 5)")
     p.add_argument("--pretrain-epochs", type=float, default=3, help="brief training without --weights (default 3)")
     p.add_argument(
@@ -63,40 +76,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _default_out(model: str, target_ms: float) -> Path:
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(model).stem if model.endswith(".json") else Path(model).name)
-    return Path("runs") / f"netadapt-{stem}-{target_ms:g}ms"
-
-
 def run(args: argparse.Namespace) -> int:
-    from nas.netadapt.api import netadapt
-    from nas.netadapt.core import PRESETS
+    from nas.latency.table import load_table
+    from nas.netadapt.api import default_out, netadapt
     from nas.search.reward import parse_target
-    from nas.sources import resolve
 
     target_ms = parse_target(args.target_latency)
-    step, decay = 0.05, 1.0
-    if args.preset:
-        step, decay = PRESETS[args.preset]["step"], PRESETS[args.preset]["decay"]
-        if args.step is not None or args.decay is not None:
-            raise NasError(f"--preset {args.preset} sets --step and --decay; give one or the other")
-    step = args.step if args.step is not None else step
-    decay = args.decay if args.decay is not None else decay
-    from nas.accuracy.data import load_data
-    from nas.netadapt.graph import is_factory_spec
-
-    if is_factory_spec(args.model):
-        return _run_module(args, target_ms, step, decay)
-    data = load_data(args.data, seed=args.seed)
-    arch, model_weights = resolve(
-        args.model, width=args.width, resolution=args.resolution, num_classes=data.num_classes
-    )
-    weights = args.weights or model_weights
-    out = Path(args.out) if args.out else _default_out(args.model, target_ms)
-
-    from nas.latency.table import load_table
-
+    config = NetAdaptConfig(
+        target_ms=target_ms, step=args.step, decay=args.decay, preset=args.preset, score=args.score,
+        bn_batches=args.bn_batches, short_steps=args.short_steps, long_epochs=args.long_epochs, metric=args.metric,
+        pretrain_epochs=args.pretrain_epochs, batch_size=args.batch_size, train_resolution=args.train_resolution,
+        seed=args.seed,
+    ).resolved()  # fmt: skip
     table = load_table(args.device)
+    out = Path(args.out) if args.out else default_out(args.model, target_ms)
     stream = sys.stderr if args.json else sys.stdout
 
     def log(message: str) -> None:
@@ -105,108 +98,43 @@ def run(args: argparse.Namespace) -> int:
     if table.kind == "estimated":
         log(f"latency: {table.label} — an estimated table (a cost model fitted to published latencies)")
     result = netadapt(
-        arch,
-        table,
-        data,
-        target_ms,
-        weights=weights,
-        step=step,
-        decay=decay,
-        short_steps=args.short_steps,
-        long_epochs=args.long_epochs,
-        metric=args.metric,
-        pretrain_epochs=args.pretrain_epochs,
-        batch_size=args.batch_size,
-        train_resolution=args.train_resolution,
-        seed=args.seed,
-        out=out,
-        resume=args.resume,
-        log=log,
-    )
+        args.model, config, table=table, data=args.data, weights=args.weights, width=args.width,
+        resolution=args.resolution, out=out, resume=args.resume, log=log,
+    )  # fmt: skip
+    names = ("history.json", "arch.json", "weights.pt", "netadapt.png") if result.arch is not None else (
+        "history.json", "weights.pt", "channels.json")  # fmt: skip
     summary: dict[str, Any] = {
         **result.summary(),
         "model": args.model,
         "target_ms": target_ms,
         "device": table.device,
         "table_kind": table.kind,
-        "files": {name: str(out / name) for name in ("history.json", "arch.json", "weights.pt", "netadapt.png")},
+        "files": {name: str(out / name) for name in names},
     }
     if args.json:
         print_json(summary)
         return 0
-    pre = "trained here first (no --weights)" if result.pretrained else f"from {weights}"
+    pre = "trained here first (no --weights)" if result.pretrained else "given"
     test = f", test {result.test_accuracy:.4f}" if result.test_accuracy is not None else ""
     print(
-        f"\n{arch.name or args.model}: {result.initial_latency_ms:.2f} ms → {result.latency_ms:.2f} ms "
+        f"\n{result.start.name}: {result.initial_latency_ms:.2f} ms → {result.latency_ms:.2f} ms "
         f"(target {target_ms:g} ms, {table.label}) in {len(result.iterations)} iterations"
     )
     print(
         f"  starting weights: {pre}; val top-1 {result.initial_accuracy:.4f} → {result.accuracy:.4f}{test} "
-        f"after a {args.long_epochs}-epoch fine-tune"
+        f"after a {config.long_epochs}-epoch fine-tune"
     )
-    print(f"  params {result.initial_arch.params:,} → {result.arch.params:,}; {result.seconds:.0f} s")
-    print(
-        f"  result: {out / 'arch.json'} + {out / 'weights.pt'} "
-        f"(nas export {out / 'arch.json'} --weights {out / 'weights.pt'}); plot {out / 'netadapt.png'}"
-    )
-    return 0
-
-
-def _run_module(args: argparse.Namespace, target_ms: float, step: float, decay: float) -> int:
-    """MODEL given as path/to/file.py:factory: a user's own module, traced with torch.fx."""
-    from nas.latency.table import load_table
-    from nas.netadapt.api import netadapt_module
-
-    if args.width is not None or args.resume:
-        raise NasError(
-            "--width and --resume apply to specs (zoo names, JSON files, run directories), not to file.py:factory"
+    print(f"  params {summary['initial_params']:,} → {summary['params']:,}; {result.seconds:.0f} s")
+    for warning in result.warnings:
+        print(f"  warning: {warning}")
+    if result.arch is not None:
+        print(
+            f"  result: {out / 'arch.json'} + {out / 'weights.pt'} "
+            f"(nas export {out / 'arch.json'} --weights {out / 'weights.pt'}); plot {out / 'netadapt.png'}"
         )
-    table = load_table(args.device)
-    out = (
-        Path(args.out)
-        if args.out
-        else Path("runs") / f"netadapt-{Path(args.model.rpartition(':')[0]).stem}-{target_ms:g}ms"
-    )
-    stream = sys.stderr if args.json else sys.stdout
-
-    def log(message: str) -> None:
-        print(message, file=stream, flush=True)
-
-    if table.kind == "estimated":
-        log(f"latency: {table.label} — an estimated table (a cost model fitted to published latencies)")
-    result = netadapt_module(
-        args.model, table, args.data, target_ms, weights=args.weights, resolution=args.resolution or 224,
-        step=step, decay=decay, short_steps=args.short_steps, long_epochs=args.long_epochs, metric=args.metric,
-        pretrain_epochs=args.pretrain_epochs, batch_size=args.batch_size, train_resolution=args.train_resolution,
-        seed=args.seed, out=out, log=log,
-    )  # fmt: skip
-    summary = {
-        "model": args.model,
-        "target_ms": target_ms,
-        "device": table.device,
-        "table_kind": table.kind,
-        "latency_ms": round(result.latency_ms, 4),
-        "initial_latency_ms": round(result.initial_latency_ms, 4),
-        "accuracy": result.accuracy,
-        "test_accuracy": result.test_accuracy,
-        "initial_accuracy": result.initial_accuracy,
-        "iterations": len(result.iterations),
-        "pretrained": args.weights is None,
-        "widths": result.widths(),
-        "arch": None,
-        "seconds": round(result.seconds, 2),
-        "files": {name: str(out / name) for name in ("history.json", "weights.pt", "channels.json")},
-    }
-    if args.json:
-        print_json(summary)
-        return 0
-    print(
-        f"\n{args.model}: {result.initial_latency_ms:.2f} ms → {result.latency_ms:.2f} ms (target {target_ms:g} ms, "
-        f"{table.label}) in {len(result.iterations)} iterations; val top-1 {result.initial_accuracy:.4f} → "
-        f"{result.accuracy:.4f}"
-    )
-    print(
-        f"  result: {out / 'weights.pt'} (state_dict of the pruned module) + {out / 'channels.json'} "
-        "(rebuild it with nas.netadapt.graph.rebuild(factory(), kept, input_shape)); no spec: a traced module"
-    )
+    else:
+        print(
+            f"  result: {out / 'weights.pt'} (state_dict of the pruned module) + {out / 'channels.json'} "
+            "(rebuild it with nas.netadapt.graph.rebuild(factory(), kept, input_shape)); no spec: a traced module"
+        )
     return 0

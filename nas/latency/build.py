@@ -15,6 +15,7 @@ import random
 import shutil
 import statistics
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -233,23 +234,27 @@ def _resolutions(items: dict[str, dict[str, Any]]) -> set[int]:
     return {int(item["x"][1]) for item in items.values() if item["kind"] == "input"}
 
 
-def measure_missing(arch: Arch, table: LatencyTable, progress: bool = False, allow_busy: bool = False) -> int:
-    """Time the ops of `arch` that a measured table lacks, here, with the table's own protocol, into its file;
-    the new entries are merged into the table object. Returns how many ops were timed."""
+def measure_missing(
+    arch: Arch | Iterable[Arch], table: LatencyTable, progress: bool = False, allow_busy: bool = False
+) -> int:
+    """Time the ops of `arch` (one spec, or several in one batch) that a measured table lacks, here, with the
+    table's own protocol, into its file; the new entries are merged into the table object. Returns how many ops
+    were timed."""
     from nas.latency.table import missing_ops
 
-    keys = {key for _, key in missing_ops(arch, table)}
+    archs = [arch] if isinstance(arch, Arch) else list(arch)
+    keys = {key for a in archs for _, key in missing_ops(a, table)}
     if not keys:
         return 0
     if table.path is None or table.engine is None:
         raise NasError(f"only a table measured on this machine can time missing ops; {table.where} is {table.kind}")
-    items = {k: v for k, v in arch_items([arch]).items() if k in keys}
+    items = {k: v for k, v in arch_items(archs).items() if k in keys}
     built, _ = build_table(
         device=table.device,
         items=items,
         out=table.path,
         protocol=Protocol.from_dict(table.meta.get("protocol", {})),
-        source={"measure_missing": arch.name or arch.hash},
+        source={"measure_missing": ", ".join(sorted({a.name or a.hash for a in archs}))[:200]},
         add=True,
         progress=progress,
         allow_busy=allow_busy,

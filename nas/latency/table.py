@@ -215,8 +215,6 @@ class LatencyTable:
             ms = self.ms[key] = self.estimator(x, block, None, key)
         return ms
 
-    op_ms = price  # the name the search's dynamic programme uses
-
     def price_fixed(self, key: str) -> float:
         """A fixed cost (a `head:` or `input:` key) in ms."""
         ms = self.ms.get(key)

@@ -1,47 +1,27 @@
 """NetAdapt (Yang et al. 2018): shrink layer widths, guided by predicted latency, to meet a target.
 
-`netadapt(arch, table, data, target_ms, ...)` runs the whole algorithm on a spec;
-`prune(net, arch, keep)` removes channels from a built network and inherits the remaining weights;
-`find_units(arch)` lists what may shrink.
+`netadapt(model, NetAdaptConfig(target_ms=...), table=, data=)` runs the whole algorithm on a spec or a user's
+module; `netadapt_loop(SpecNet(arch, latency=f), trainer, config)` runs the same loop with any latency function
+and trainer; `prune(net, arch, keep)` removes channels from a built network and inherits the remaining weights;
+`find_units(arch)` lists what may shrink. Names are imported on first use (`nas --help` needs no torch).
 """
 
-from nas.netadapt.core import (
-    NetAdaptConfig,
-    NetAdaptResult,
-    Trainer,
-    load_weights,
-    netadapt_loop,
-    plot_history,
-)
-from nas.netadapt.proposals import Proposal, propose, smallest
-from nas.netadapt.prune import channel_scores, keep_largest, prune
-from nas.netadapt.units import Unit, UnitMap, find_units, set_widths
+from importlib import import_module
 
-__all__ = [
-    "NetAdaptConfig",
-    "NetAdaptResult",
-    "Proposal",
-    "Trainer",
-    "Unit",
-    "UnitMap",
-    "channel_scores",
-    "find_units",
-    "keep_largest",
-    "load_weights",
-    "netadapt",
-    "netadapt_loop",
-    "netadapt_module",
-    "plot_history",
-    "propose",
-    "prune",
-    "set_widths",
-    "smallest",
-]
+_HOMES = {
+    "nas.netadapt.config": ("PRESETS", "NetAdaptConfig"),
+    "nas.netadapt.core": ("NetAdaptResult", "Trainer", "load_weights", "netadapt_loop", "plot_history"),
+    "nas.netadapt.proposals": ("Proposal", "propose", "propose_units", "smallest"),
+    "nas.netadapt.pruning": ("channel_scores", "keep_largest", "prune"),
+    "nas.netadapt.subject": ("Adaptable", "SpecNet"),
+    "nas.netadapt.units": ("Unit", "UnitMap", "find_units", "set_widths"),
+    "nas.netadapt.api": ("DataTrainer", "default_out", "netadapt"),
+}
+_WHERE = {name: module for module, names in _HOMES.items() for name in names}
+__all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str):  # the data/latency-backed entry point imports nas.accuracy and nas.latency lazily
-    if name in ("netadapt", "netadapt_module", "DataTrainer"):
-        from nas.netadapt import api
-
-        return getattr(api, name)
-    raise AttributeError(name)
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'nas.netadapt' has no attribute {name!r}")

@@ -1,9 +1,11 @@
-"""The Python entry point: NetAdapt on a spec with a latency table and a data set."""
+"""The Python entry point: `netadapt(model, config, table=, data=)` on a spec, a zoo name, a run directory or a
+user's own module, with a latency table and a data set. The CLI only parses arguments into these and prints."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +16,14 @@ from nas.accuracy.data import DataSplits, load_data
 from nas.accuracy.train import TrainConfig, evaluate, fine_tune, train
 from nas.arch import Arch
 from nas.errors import NasError
-from nas.io import atomic_write, writable_dir, write_json
-from nas.latency.table import LatencyTable, load_table, predict
+from nas.latency.table import LatencyTable, load_table
 from nas.netadapt.core import NetAdaptConfig, NetAdaptResult, netadapt_loop
-from nas.netadapt.graph import ModuleResult, adapt_module, load_factory, module_latency, trace
+from nas.netadapt.graph import TracedNet, is_factory_spec, load_factory, module_latency, trace
+from nas.netadapt.pricing import Pricer
+from nas.netadapt.scoring import recalibrate_bn
+from nas.netadapt.subject import Adaptable, SpecNet
+
+MAX_RESOLUTION = 4096
 
 
 @dataclass
@@ -34,12 +40,20 @@ class DataTrainer:
     batch_size: int = 128
     resolution: int | None = None  # training resolution; None: the images' own size
 
+    @property
+    def num_classes(self) -> int:
+        return self.data.num_classes
+
     def _cfg(self, **kw: Any) -> TrainConfig:
         seed = torch.initial_seed() % (2**31)
         return TrainConfig(batch_size=self.batch_size, resolution=self.resolution, seed=seed, **kw)
 
     def pretrain(self, net: nn.Module) -> None:
         train(net, self.data, self._cfg(epochs=self.pretrain_epochs, lr=self.pretrain_lr))
+
+    def recalibrate(self, net: nn.Module, batches: int) -> None:
+        seed = torch.initial_seed() % (2**31)
+        recalibrate_bn(net, self.data.train, batches, batch_size=self.batch_size, resolution=self.resolution, seed=seed)
 
     def short(self, net: nn.Module, steps: int) -> None:
         fine_tune(net, self.data, steps, self._cfg(lr=self.short_lr, warmup_fraction=0.0))
@@ -51,153 +65,101 @@ class DataTrainer:
         return evaluate(net, getattr(self.data, split), self.resolution)
 
 
-def table_latency(table: LatencyTable) -> Callable[[Arch], float]:
-    return lambda arch: predict(arch, table).latency_ms
+def default_out(model: str, target_ms: float) -> Path:
+    """runs/netadapt-MODEL-TARGETms, MODEL reduced to a safe file name."""
+    base = model.rpartition(":")[0] if is_factory_spec(model) else model
+    stem = Path(base).stem if base.endswith((".json", ".py")) else Path(base).name
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", stem)[:80] or "model"
+    return Path("runs") / f"netadapt-{stem}-{target_ms:g}ms"
 
 
 def netadapt(
-    arch: Arch,
-    table: LatencyTable | str,
-    data: DataSplits | str,
-    target_ms: float,
+    model: Arch | nn.Module | str,
+    config: NetAdaptConfig,
     *,
+    table: LatencyTable | str = "pixel",
+    data: DataSplits | str = "synthetic",
     weights: str | Path | None = None,
-    step: float = 0.05,
-    decay: float = 1.0,
-    short_steps: int = 100,
-    long_epochs: int = 5,
-    metric: str = "slope",
-    pretrain_epochs: float = 3,
-    batch_size: int = 128,
-    train_resolution: int | None = None,
-    seed: int = 0,
+    width: float | None = None,
+    resolution: int | None = None,
     out: str | Path | None = None,
     resume: bool = False,
+    measure: bool = True,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> NetAdaptResult:
-    """Shrink `arch`'s layer widths until its predicted latency on `table`'s device is at most `target_ms`.
+    """Shrink `model`'s layer widths until its predicted latency on `table`'s device is at most
+    `config.target_ms`.
 
-    `table`: a LatencyTable or a device name / table path; `data`: DataSplits or a `--data` spec. Without
-    `weights` the starting network is first trained for `pretrain_epochs`. See nas.netadapt.core for the run
-    directory `out` and `resume`."""
+    `model`: a spec, a zoo name / architecture file / search or NetAdapt run directory (`width` and
+    `resolution` size zoo models), a `path/to/file.py:factory` or an `nn.Module` (traced with torch.fx and
+    priced at `resolution`, default 224). `table`: a LatencyTable, a device name or a table path; with a
+    measured table the widths it lacks are timed here (`measure`) into `out`/latency-table.json. `data`:
+    DataSplits or a `--data` spec. Without `weights` the starting network is first trained briefly. `out`: the
+    run directory (None: no files); `resume` continues the run there."""
+    config = config.resolved()
+    if resolution is not None and not 8 <= resolution <= MAX_RESOLUTION:
+        raise NasError(f"--resolution must be in [8, {MAX_RESOLUTION}], got {resolution}")
     if isinstance(table, str):
         table = load_table(table)
     if isinstance(data, str):
-        data = load_data(data, seed=seed)
-    if data.num_classes != arch.num_classes:
-        if weights is not None:
-            raise NasError(
-                f"{arch.name or 'the model'} classifies {arch.num_classes} classes but {data.name} has "
-                f"{data.num_classes}: its weights cannot be adapted on this data"
-            )
-        arch = arch.replace(num_classes=data.num_classes)
-    config = NetAdaptConfig(
-        target_ms=float(target_ms),
-        step=step,
-        decay=decay,
-        short_steps=short_steps,
-        long_epochs=long_epochs,
-        metric=metric,
-        seed=seed,
+        data = load_data(data, seed=config.seed)
+    trainer = DataTrainer(
+        data,
+        pretrain_epochs=config.pretrain_epochs,
+        batch_size=config.batch_size,
+        resolution=config.train_resolution,
     )
-    trainer = DataTrainer(data, pretrain_epochs=pretrain_epochs, batch_size=batch_size, resolution=train_resolution)
-    meta = {"device": table.device, "table_kind": table.kind, "runtime": table.runtime, "data": data.name}
-    return netadapt_loop(
-        arch,
-        table_latency(table),
-        trainer,
-        config,
-        weights=weights,
-        out=out,
-        resume=resume,
-        log=log,
-        meta=meta,
-    )
-
-
-__all__ = ["DataTrainer", "netadapt", "netadapt_module"]
-
-
-def netadapt_module(
-    model: nn.Module | str,
-    table: LatencyTable | str,
-    data: DataSplits | str,
-    target_ms: float,
-    *,
-    weights: str | Path | None = None,
-    resolution: int = 224,
-    step: float = 0.05,
-    decay: float = 1.0,
-    short_steps: int = 100,
-    long_epochs: int = 5,
-    metric: str = "slope",
-    pretrain_epochs: float = 3,
-    batch_size: int = 128,
-    train_resolution: int | None = None,
-    seed: int = 0,
-    out: str | Path | None = None,
-    log: Callable[[str], None] = lambda _msg: None,
-) -> ModuleResult:
-    """NetAdapt on a user's own module (or `path/to/file.py:factory`), traced with torch.fx; latency predicted
-    at `resolution` from the table's entries for its conv and linear layers. Returns the pruned module with its
-    weights (no spec: a traced module is not expressed as one). With `out`: weights.pt (its state_dict),
-    channels.json (the kept channels, for `nas.netadapt.graph.rebuild(factory(), ...)`) and history.json."""
-    from nas.netadapt.core import _seed, load_weights
-
-    if isinstance(table, str):
-        table = load_table(table)
-    if isinstance(data, str):
-        data = load_data(data, seed=seed)
-    config = NetAdaptConfig(
-        target_ms=float(target_ms), step=step, decay=decay, short_steps=short_steps, long_epochs=long_epochs,
-        metric=metric, seed=seed,
-    )  # fmt: skip
-    config.check()
-    out_dir = writable_dir(out) if out is not None else None
-    _seed(config, 0, 0)
-    module = load_factory(model)() if isinstance(model, str) else model
-    if not isinstance(module, nn.Module):
-        raise NasError(f"{model} returned a {type(module).__name__}, not a torch.nn.Module")
-    trainer = DataTrainer(data, pretrain_epochs=pretrain_epochs, batch_size=batch_size, resolution=train_resolution)
-    input_shape = (1, data.train.x.shape[1], resolution, resolution)
-    graph = trace(module, input_shape)  # fail early, before any training
-    initial_ms = module_latency(graph, table)
-    if initial_ms <= config.target_ms:
-        raise NasError(
-            f"nothing to do: the model is predicted at {initial_ms:.2f} ms, within the {target_ms:g} ms target"
-        )
-    floor_ms = module_latency(graph, table, {u.index: 8 for u in graph.units if u.width > 8})
-    if floor_ms > config.target_ms:
-        raise NasError(
-            f"target {target_ms:g} ms is unreachable: the smallest latency reachable by shrinking widths is "
-            f"{floor_ms:.2f} ms (every prunable layer at 8 channels; initial {initial_ms:.2f} ms)"
-        )
-    if weights is not None:
-        load_weights(module, weights, "model")
-        log(f"loaded weights {weights}")
+    meta: dict[str, Any] = {"device": table.device, "table_kind": table.kind, "runtime": table.runtime,
+                            "data": data.name}  # fmt: skip
+    out_path = Path(out) if out is not None else None
+    stats: Callable[[], dict[str, Any]] | None = None
+    start: Adaptable
+    if isinstance(model, nn.Module) or (isinstance(model, str) and is_factory_spec(model)):
+        if width is not None:
+            raise NasError("--width applies to zoo names, not to a module (file.py:factory)")
+        module = load_factory(model)() if isinstance(model, str) else model
+        if not isinstance(module, nn.Module):
+            raise NasError(f"{model} returned a {type(module).__name__}, not a torch.nn.Module")
+        input_shape = (1, data.train.x.shape[1], resolution or 224, resolution or 224)
+        graph = trace(module, input_shape)  # fail early, before any training
+        start = TracedNet(module, graph, latency=lambda g, o: module_latency(g, table, o))
+        meta["model"] = model if isinstance(model, str) else type(model).__name__
     else:
-        log("no --weights given: training the starting model briefly first")
-        trainer.pretrain(module)
-    result = adapt_module(
-        module, lambda g, o: module_latency(g, table, o), trainer, config, input_shape=input_shape, log=log
+        arch, model_weights = _spec(model, width, resolution, data.num_classes)
+        weights = weights or model_weights
+        if data.num_classes != arch.num_classes:
+            if weights is not None:
+                raise NasError(
+                    f"{arch.name or 'the model'} classifies {arch.num_classes} classes but {data.name} has "
+                    f"{data.num_classes}: its weights cannot be adapted on this data"
+                )
+            arch = arch.replace(num_classes=data.num_classes)
+        pricer = Pricer(
+            table,
+            measure=measure,
+            copy_to=out_path / "latency-table.json" if out_path is not None else None,
+            log=log,
+        )
+        if not pricer.complete and out_path is None:
+            raise NasError(f"table {table.where} is measured: NetAdapt times the widths it lacks into a copy of "
+                           "it in the run directory; give an output directory")  # fmt: skip
+        start = SpecNet(arch, latency=pricer)
+        if not pricer.complete:
+            stats = lambda: {"timed_ops": pricer.timed_ops, "timing_s": round(pricer.timing_s, 2)}  # noqa: E731
+    return netadapt_loop(
+        start, trainer, config, weights=weights, out=out_path, resume=resume, log=log, meta=meta, stats=stats
     )
-    if out_dir is not None:
-        state = {k: v.detach().cpu() for k, v in result.module.state_dict().items()}
-        atomic_write(out_dir / "weights.pt", lambda tmp: torch.save(state, tmp))
-        write_json(out_dir / "channels.json", {"input_shape": list(input_shape), "kept": result.kept})
-        write_json(
-            out_dir / "history.json",
-            {
-                "model": str(model) if isinstance(model, str) else type(model).__name__,
-                "device": table.device,
-                "table_kind": table.kind,
-                "data": data.name,
-                "config": asdict(config),
-                "initial": {"latency_ms": result.initial_latency_ms, "accuracy": result.initial_accuracy,
-                            "pretrained": weights is None},
-                "iterations": result.iterations,
-                "final": {"latency_ms": result.latency_ms, "accuracy": result.accuracy,
-                          "test_accuracy": result.test_accuracy, "widths": result.widths()},
-            },
-        )  # fmt: skip
-    return result
+
+
+def _spec(model: Arch | str, width: float | None, resolution: int | None, num_classes: int) -> tuple[Arch, Any]:
+    if isinstance(model, Arch):
+        if width is not None:
+            raise NasError("--width applies to zoo names; an architecture holds resolved channel counts")
+        return (model.replace(resolution=resolution) if resolution else model), None
+    from nas.sources import resolve
+
+    arch, model_weights = resolve(model, width=width, resolution=resolution, num_classes=num_classes)
+    return arch, model_weights
+
+
+__all__ = ["DataTrainer", "default_out", "netadapt"]

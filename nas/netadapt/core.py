@@ -1,19 +1,23 @@
-"""The NetAdapt loop (Yang et al. 2018, as MobileNetV3 used it), with its history, checkpoints and resume.
+"""NetAdapt's one loop (Yang et al. 2018, as MobileNetV3 used it), with its history, checkpoints and resume, over
+anything with width units (`nas.netadapt.subject.Adaptable`: a spec and its network, or a user's traced module).
 
 Iteration i asks for latency L_{i-1} − ΔR_i, ΔR_i = step·L₀·decay^(i−1) (never below the final target).
 Every unit proposes its widest width that meets it; each proposal is pruned from the current network (L2-norm
-filter choice, weights inherited), fine-tuned for a few steps and scored on the held-out validation split; the
-winner (largest ΔAcc/|ΔLat| by default, MobileNetV3; or highest accuracy, the paper) becomes the next network.
-It stops when the final target is met, then fine-tunes long.
+filter choice, weights inherited), scored on the held-out validation split after adaptive BatchNorm and/or a
+short fine-tune, and the winner (largest ΔAcc/|ΔLat| by default, MobileNetV3; or highest accuracy, the paper)
+becomes the next network. It stops when the final target is met, then fine-tunes long.
 
-Run directory (`out`): history.json (written atomically after every iteration), checkpoints/iter_NNN.pt
-(arch JSON + state_dict of the network after iteration NNN; 000 is the starting network), and at the end
-arch.json + weights.pt (the result, for `nas export arch.json --weights weights.pt`) and netadapt.png.
+Run directory (`out`): history.json (the whole run, written atomically after every iteration), journal.jsonl
+(the same records appended one line each: a torn or lost history.json is rebuilt from its complete lines),
+checkpoints/iter_NNN.pt (the network after iteration NNN; 000 is the start), the result files of the subject
+(spec: arch.json + weights.pt; traced module: weights.pt + channels.json) and netadapt.png.
 """
 
 from __future__ import annotations
 
-import math
+import json
+import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,23 +29,23 @@ from torch import nn
 
 from nas.arch import Arch
 from nas.errors import NasError
-from nas.io import atomic_write, read_json, read_state_dict, writable_dir, write_json, write_text
-from nas.model import Net, build
-from nas.netadapt.proposals import LatencyFn, Proposal, propose, smallest
-from nas.netadapt.prune import keep_largest, prune
-from nas.netadapt.units import find_units
+from nas.io import atomic_write, read_json, read_state_dict, writable_dir, write_json
+from nas.netadapt.config import NetAdaptConfig
+from nas.netadapt.proposals import Proposal, propose_units
+from nas.netadapt.subject import Adaptable
 
 HISTORY_FORMAT = "nas.netadapt-history/1"
-METRICS = ("slope", "accuracy")
-# MobileNetV3 (Howard et al. 2019, §4.2): a constant step δ = 0.01·L₀.
-PRESETS = {"mobilenetv3": {"step": 0.01, "decay": 1.0}}
 MAX_HALVINGS = 12
+CHANCE_MARGIN = 1.25  # a final validation top-1 at or below this × 1/classes is reported as chance
 
 
 class Trainer(Protocol):
-    """What NetAdapt needs from training: a brief first training, short and long fine-tunes, accuracy."""
+    """What NetAdapt needs from training: a brief first training, BN recalibration, short and long fine-tunes,
+    accuracy."""
 
     def pretrain(self, net: nn.Module) -> None: ...
+
+    def recalibrate(self, net: nn.Module, batches: int) -> None: ...
 
     def short(self, net: nn.Module, steps: int) -> None: ...
 
@@ -50,40 +54,13 @@ class Trainer(Protocol):
     def accuracy(self, net: nn.Module, split: str = "val") -> float: ...
 
 
-@dataclass(frozen=True)
-class NetAdaptConfig:
-    target_ms: float
-    step: float = 0.05
-    decay: float = 1.0
-    short_steps: int = 100
-    long_epochs: int = 5
-    metric: str = "slope"
-    seed: int = 0
-
-    def check(self) -> None:
-        if not (math.isfinite(self.target_ms) and self.target_ms > 0):
-            raise NasError(f"target latency must be above 0 ms, got {self.target_ms}")
-        if not 0 < self.step < 1:
-            raise NasError(f"--step must be a fraction of the initial latency in (0, 1), got {self.step}")
-        if not 0 < self.decay <= 1:
-            raise NasError(f"--decay must be in (0, 1], got {self.decay}")
-        if self.short_steps < 0 or self.long_epochs < 0:
-            raise NasError("--short-steps and --long-epochs must be ≥ 0")
-        if self.metric not in METRICS:
-            raise NasError(f"--metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
-
-    def delta(self, initial_ms: float, iteration: int) -> float:
-        return self.step * initial_ms * self.decay ** (iteration - 1)
-
-
 @dataclass
 class NetAdaptResult:
-    arch: Arch
-    net: Net
+    start: Adaptable
+    final: Adaptable
     latency_ms: float
     accuracy: float  # validation top-1 after the long fine-tune
     test_accuracy: float | None
-    initial_arch: Arch
     initial_latency_ms: float
     initial_accuracy: float
     iterations: list[dict[str, Any]]
@@ -92,10 +69,28 @@ class NetAdaptResult:
     seconds: float
     resumed: bool = False
     history: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def net(self) -> nn.Module:
+        return self.final.net
+
+    @property
+    def arch(self) -> Arch | None:
+        """The result's spec (None for a traced module: it is not expressed as one)."""
+        return getattr(self.final, "arch", None)
+
+    @property
+    def initial_arch(self) -> Arch | None:
+        return getattr(self.start, "arch", None)
+
+    def widths(self) -> dict[str, int]:
+        return self.final.widths()
 
     def summary(self) -> dict[str, Any]:
+        arch = self.arch
         return {
-            "arch": self.arch.to_dict(),
+            "arch": arch.to_dict() if arch is not None else None,
             "latency_ms": round(self.latency_ms, 4),
             "accuracy": self.accuracy,
             "test_accuracy": self.test_accuracy,
@@ -104,8 +99,10 @@ class NetAdaptResult:
             "iterations": len(self.iterations),
             "pretrained": self.pretrained,
             "resumed": self.resumed,
-            "params": self.arch.params,
-            "initial_params": self.initial_arch.params,
+            "params": self.final.params,
+            "initial_params": self.history.get("initial", {}).get("params", self.start.params),
+            "widths": self.widths(),
+            "warnings": self.warnings,
             "seconds": round(self.seconds, 2),
             "out": str(self.out) if self.out else None,
         }
@@ -131,23 +128,6 @@ def load_weights(net: nn.Module, path: str | Path, what: str = "network") -> Non
             detail = f"{len(extra)} unexpected tensors, e.g. {extra[0]}"
         raise NasError(f"weights {path} do not fit the {what}: {detail}")
     net.load_state_dict(state)
-
-
-def _save_checkpoint(path: Path, arch: Arch, net: nn.Module, extra: dict[str, Any]) -> None:
-    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-    payload = {"arch": arch.to_json(None), "state_dict": state, **extra}
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
-
-
-def _load_checkpoint(path: Path) -> tuple[Arch, Net, dict[str, Any]]:
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        arch = Arch.from_json(payload["arch"])
-    except Exception as err:
-        raise NasError(f"cannot resume: checkpoint {path} is unreadable ({str(err).splitlines()[0]})") from None
-    net = build(arch)
-    net.load_state_dict(payload["state_dict"])
-    return arch, net, payload
 
 
 # ---------------------------------------------------------------------------------------------- plot
@@ -191,25 +171,26 @@ def plot_history(history: dict[str, Any], path: Path) -> Path:
 # ---------------------------------------------------------------------------------------------- loop
 
 
-def check_target(arch: Arch, latency: LatencyFn, target_ms: float) -> tuple[float, float]:
+def check_target(subject: Adaptable, target_ms: float) -> tuple[float, float]:
     """(initial latency, smallest reachable latency); NasError when there is nothing to do or no way to it."""
-    initial = latency(arch)
+    if not subject.units:
+        raise NasError("netadapt: the model has no channels that can be pruned (every group is fixed)")
+    initial = subject.latency()
+    assert initial is not None
     if initial <= target_ms:
         raise NasError(
-            f"nothing to do: {arch.name or 'the model'} is predicted at {initial:.2f} ms, "
+            f"nothing to do: {subject.name} is predicted at {initial:.2f} ms, "
             f"already within the {target_ms:g} ms target"
         )
-    _, floor = smallest(arch, latency)
-    if floor > target_ms:
+    floor_widths = subject.floor_widths()
+    subject.measure([floor_widths])
+    floor = subject.latency(floor_widths)
+    if floor is None or floor > target_ms:
         raise NasError(
             f"target {target_ms:g} ms is unreachable: the smallest latency reachable by shrinking widths is "
-            f"{floor:.2f} ms (every layer at 8 channels; initial {initial:.2f} ms)"
+            f"{floor if floor is not None else initial:.2f} ms (every layer at 8 channels; initial {initial:.2f} ms)"
         )
     return initial, floor
-
-
-def _widths(arch: Arch) -> dict[str, int]:
-    return {u.name: u.width for u in find_units(arch).units}
 
 
 def _seed(config: NetAdaptConfig, iteration: int, k: int) -> None:
@@ -222,53 +203,181 @@ def _score(metric: str, acc: float, lat: float, acc_prev: float, lat_prev: float
     return (acc - acc_prev) / max(abs(lat_prev - lat), 1e-9)
 
 
-def _pruner(net: nn.Module, arch: Arch, units: Any) -> Callable[[Proposal], nn.Module]:
-    def make(prop: Proposal) -> nn.Module:
-        keep = keep_largest(net, arch, prop.unit, prop.width)
-        return prune(net, arch, {prop.unit: keep}, units)[0]
-
-    return make
-
-
 def choose(
     proposals: list[Proposal],
-    make: Callable[[Proposal], nn.Module],
+    make: Callable[[Proposal], Adaptable],
     trainer: Trainer,
     config: NetAdaptConfig,
     iteration: int,
     lat_prev: float,
     acc_prev: float,
-) -> tuple[Proposal, nn.Module, float, float, list[dict[str, Any]]]:
-    """Prune (`make`), fine-tune briefly and score every proposal; the winner by `config.metric`.
-    Returns (winner, its network, its accuracy, its score, one record per proposal)."""
-    best: tuple[float, Proposal, nn.Module, float] | None = None
+) -> tuple[Proposal, Adaptable, float, float, list[dict[str, Any]]]:
+    """Prune (`make`), score every proposal (adaptive BN and/or a short fine-tune, then validation top-1); the
+    winner by `config.metric`. Returns (winner, its pruned subject, its accuracy, its score, a record per
+    proposal). `config` must be resolved."""
+    best: tuple[float, Proposal, Adaptable, float] | None = None
     records = []
     for prop in proposals:
-        cand_net = make(prop)
+        cand = make(prop)
         _seed(config, iteration, 1)  # every proposal of an iteration sees the same batches
+        if config.score == "adaptive-bn":
+            trainer.recalibrate(cand.net, config.bn_batches)
         if config.short_steps:
-            trainer.short(cand_net, config.short_steps)
-        acc = trainer.accuracy(cand_net, "val")
+            trainer.short(cand.net, config.short_steps)
+        acc = trainer.accuracy(cand.net, "val")
         score = _score(config.metric, acc, prop.latency_ms, acc_prev, lat_prev)
-        records.append(
-            {
-                "unit": prop.unit.name,
-                "width": prop.width,
-                "latency_ms": prop.latency_ms,
-                "accuracy": acc,
-                "score": score,
-            }
-        )
+        records.append({"unit": prop.unit.name, "width": prop.width, "latency_ms": prop.latency_ms,
+                        "accuracy": acc, "score": score})  # fmt: skip
         if best is None or score > best[0]:
-            best = (score, prop, cand_net, acc)
+            best = (score, prop, cand, acc)
     assert best is not None
-    score, prop, net, acc = best
-    return prop, net, acc, score, records
+    score, prop, cand, acc = best
+    return prop, cand, acc, score, records
+
+
+def _proposals(
+    subject: Adaptable, config: NetAdaptConfig, initial_ms: float, lat_prev: float, i: int
+) -> tuple[list[Proposal], float, int]:
+    """This iteration's proposals, its target and how often its step was halved: when no unit alone saves ΔR_i
+    any more (the big ones are narrow already), ask for less, up to MAX_HALVINGS times."""
+    delta = config.delta(initial_ms, i)
+    for halved in range(MAX_HALVINGS + 1):
+        target_i = max(lat_prev - delta, config.target_ms)
+        proposals = propose_units(subject, target_i)
+        if proposals:
+            return proposals, target_i, halved
+        delta /= 2
+    raise NasError(f"iteration {i}: no unit can lower the latency below {lat_prev:.2f} ms any more")
+
+
+class _Run:
+    """The run directory: history.json, journal.jsonl and checkpoints (nothing at all without `out`)."""
+
+    def __init__(self, out: Path | None):
+        self.out = out
+
+    def has_run(self) -> bool:
+        return self.out is not None and ((self.out / "history.json").exists() or (self.out / "journal.jsonl").exists())
+
+    def ckpt(self, i: int) -> Path:
+        assert self.out is not None
+        return self.out / "checkpoints" / f"iter_{i:03d}.pt"
+
+    def start(self, history: dict[str, Any], subject: Adaptable) -> None:
+        if self.out is None:
+            return
+        self.save_checkpoint(0, subject)
+        self._rewrite(history)
+
+    def save_checkpoint(self, i: int, subject: Adaptable) -> None:
+        payload = {**subject.checkpoint(), "iteration": i}
+        atomic_write(self.ckpt(i), lambda tmp: torch.save(payload, tmp))
+
+    def record(self, history: dict[str, Any], entry: dict[str, Any]) -> None:
+        """Append one journal line (flushed to disk), then rewrite history.json."""
+        if self.out is None:
+            return
+        with open(self.out / "journal.jsonl", "a") as f:
+            f.write(json.dumps(entry) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        write_json(self.out / "history.json", history)
+
+    def load_checkpoint(self, start: Adaptable, i: int) -> Adaptable:
+        path = self.ckpt(i)
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            return start.restore(payload)
+        except Exception as err:
+            raise NasError(f"cannot resume: checkpoint {path} is unreadable ({str(err).splitlines()[0]})") from None
+
+    def read(self, log: Callable[[str], None]) -> dict[str, Any]:
+        """The history to resume from: history.json, or (torn, lost, or behind) the journal's complete lines;
+        trailing iterations whose checkpoint cannot be read are dropped. Says what it dropped."""
+        assert self.out is not None
+        history: dict[str, Any] | None = None
+        try:
+            history = read_json(self.out / "history.json", "NetAdapt history")
+            if not isinstance(history, dict) or history.get("format") != HISTORY_FORMAT:
+                history = None
+        except NasError:
+            history = None
+        header, lines, torn = self._journal()
+        if history is None:
+            if header is None:
+                raise NasError(f"cannot resume: {self.out} holds no readable NetAdapt history ({HISTORY_FORMAT})")
+            log(f"history.json of {self.out} is unreadable: rebuilt from journal.jsonl ({len(lines)} iterations)")
+            history = {**header, "iterations": _consecutive(lines), "final": None}
+            finals = [e["final"] for e in lines if "final" in e]
+            history["final"] = finals[-1] if finals else None
+        else:
+            from_journal = _consecutive(lines)
+            if len(from_journal) > len(history["iterations"]):
+                log(f"journal.jsonl holds {len(from_journal) - len(history['iterations'])} iteration(s) more than "
+                    "history.json: taking them")  # fmt: skip
+                history["iterations"] = from_journal
+        if torn:
+            log(f"dropped a torn last line of {self.out / 'journal.jsonl'} ({torn} bytes; an interrupted write)")
+        while history["iterations"] and not self._readable(len(history["iterations"])):
+            dropped = history["iterations"].pop()
+            history["final"] = None
+            log(f"dropped iteration {dropped['iteration']}: its checkpoint is missing or unreadable")
+        self._rewrite(history)  # the journal again holds exactly what is kept
+        return history
+
+    def _rewrite(self, history: dict[str, Any]) -> None:
+        assert self.out is not None
+        header = {k: v for k, v in history.items() if k not in ("iterations", "final")}
+        lines = [header, *({"iteration": it} for it in history["iterations"])]
+        if history.get("final"):
+            lines.append({"final": history["final"]})
+        text = "".join(json.dumps(line) + "\n" for line in lines)
+        atomic_write(self.out / "journal.jsonl", lambda tmp: tmp.write_text(text))
+        write_json(self.out / "history.json", history)
+
+    def _journal(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]], int]:
+        assert self.out is not None
+        path = self.out / "journal.jsonl"
+        if not path.exists():
+            return None, [], 0
+        header, entries, torn = None, [], 0
+        for line in path.read_bytes().split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                torn += len(line)
+                break  # nothing after a torn line is trusted
+            if header is None:
+                header = entry if isinstance(entry, dict) and entry.get("format") == HISTORY_FORMAT else None
+                if header is None:
+                    break
+            else:
+                entries.append(entry)
+        return header, entries, torn
+
+    def _readable(self, i: int) -> bool:
+        try:
+            torch.load(self.ckpt(i), map_location="cpu", weights_only=True)
+            return True
+        except Exception:
+            return False
+
+
+def _consecutive(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The journal's iteration records 1, 2, … (a later record of a number replaces an earlier one)."""
+    by_number = {
+        e["iteration"].get("iteration"): e["iteration"] for e in entries if isinstance(e.get("iteration"), dict)
+    }
+    out = []
+    while len(out) + 1 in by_number:
+        out.append(by_number[len(out) + 1])
+    return out
 
 
 def netadapt_loop(
-    arch: Arch,
-    latency: LatencyFn,
+    start: Adaptable,
     trainer: Trainer,
     config: NetAdaptConfig,
     *,
@@ -277,112 +386,98 @@ def netadapt_loop(
     resume: bool = False,
     log: Callable[[str], None] = lambda _msg: None,
     meta: dict[str, Any] | None = None,
+    stats: Callable[[], dict[str, Any]] | None = None,
 ) -> NetAdaptResult:
-    """NetAdapt over any latency function and trainer (the API for tests and other predictors)."""
-    config.check()
+    """NetAdapt over anything with width units (the API for tests and other predictors). `start` holds the
+    starting network (weights from `weights`, else trained here briefly first); `stats()`, when given, is
+    recorded with every iteration (e.g. the cost of timing new ops)."""
+    config = config.resolved()
     t0 = time.perf_counter()
-    if out is None or not (Path(out) / "history.json").exists():
-        check_target(arch, latency, config.target_ms)  # before any directory is made: a bad target leaves none
-    out_dir = writable_dir(out) if out is not None else None
-    hist_path = out_dir / "history.json" if out_dir else None
-    ckpt_dir = out_dir / "checkpoints" if out_dir else None
+    run = _Run(Path(out) if out is not None else None)
+    made_dir = out is not None and not Path(out).exists()
     settings = {k: v for k, v in asdict(config).items() if k != "long_epochs"}
-
-    history: dict[str, Any] | None = None
-    resumed = False
-    if hist_path is not None and hist_path.exists():
-        if not resume:
-            raise NasError(f"{out_dir} already holds a NetAdapt run; pass --resume to continue it, or another --out")
-        history = read_json(hist_path, "NetAdapt history")
-        if not isinstance(history, dict) or history.get("format") != HISTORY_FORMAT:
-            raise NasError(f"cannot resume: {hist_path} is not a NetAdapt history ({HISTORY_FORMAT})")
-        saved = {k: v for k, v in history.get("config", {}).items() if k != "long_epochs"}
-        if saved != settings or history.get("start_hash") != arch.hash:
-            diff = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
-            what = ", ".join(diff) if diff else "the starting architecture"
-            raise NasError(f"cannot resume {out_dir}: it was started with another {what}")
-        resumed = True
-
-    if history is None:
-        initial_ms, floor_ms = check_target(arch, latency, config.target_ms)
-        _seed(config, 0, 0)  # the starting weights (when trained here) are reproducible
-        net = build(arch)
-        pretrained = weights is None
-        if weights is not None:
-            load_weights(net, weights, f"architecture {arch.name or ''}".strip())
-            log(f"loaded weights {weights}")
+    resumed = run.has_run()
+    try:
+        if resumed:
+            if not resume:
+                raise NasError(f"{out} already holds a NetAdapt run; pass --resume to continue it, or another --out")
+            history = run.read(log)
+            saved = {k: v for k, v in history.get("config", {}).items() if k != "long_epochs"}
+            if saved != settings or history.get("start_hash") != start.identity:
+                diff = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+                raise NasError(f"cannot resume {out}: it was started with another "
+                               f"{', '.join(diff) if diff else 'starting model'}")  # fmt: skip
         else:
+            initial_ms, floor_ms = check_target(start, config.target_ms)  # before any training
+            if out is not None:
+                writable_dir(out)
+            _seed(config, 0, 0)  # the starting weights (when trained here) are reproducible
+            if weights is not None:
+                load_weights(start.net, weights, start.name)
+                log(f"loaded weights {weights}")
+    except NasError:
+        if made_dir and out is not None and not run.has_run():
+            shutil.rmtree(out, ignore_errors=True)  # a refused run leaves nothing behind
+        raise
+
+    if resumed:
+        done = len(history["iterations"])
+        if history.get("final") and done == history["final"].get("iterations", done) and run.out is not None:
+            final = run.load_checkpoint(start, done)
+            try:
+                load_weights(final.net, run.out / "weights.pt", "result")
+            except NasError:
+                history["final"] = None
+            else:
+                log(f"{out} holds a finished run; returning its result")
+                return _result(start, final, history, run.out, time.perf_counter() - t0, resumed=True)
+        current = run.load_checkpoint(start, done)
+        log(f"resuming {out} after iteration {done}")
+    else:
+        if weights is None:
             log("no --weights given: training the starting model briefly first")
-            trainer.pretrain(net)
-        acc0 = trainer.accuracy(net, "val")
-        log(f"start: {arch.name} {initial_ms:.2f} ms predicted, val top-1 {acc0:.4f}")
+            trainer.pretrain(start.net)
+        acc0 = trainer.accuracy(start.net, "val")
+        log(f"start: {start.name} {initial_ms:.2f} ms predicted, val top-1 {acc0:.4f}")
         history = {
             "format": HISTORY_FORMAT,
-            "model": arch.name,
+            "model": start.name,
             "config": {**settings, "long_epochs": config.long_epochs},
-            "start_hash": arch.hash,
-            "start_arch": arch.to_dict(),
+            "start_hash": start.identity,
+            **({"start_arch": start.arch.to_dict()} if isinstance(getattr(start, "arch", None), Arch) else {}),
             **(meta or {}),
             "initial": {
                 "latency_ms": initial_ms,
                 "accuracy": acc0,
                 "smallest_reachable_ms": floor_ms,
-                "pretrained": pretrained,
+                "pretrained": weights is None,
                 "weights": str(weights) if weights is not None else None,
-                "widths": _widths(arch),
-                "params": arch.params,
+                "widths": start.widths(),
+                "params": start.params,
             },
             "iterations": [],
             "final": None,
         }
-        current_arch, current_net = arch, net
-        if ckpt_dir is not None and hist_path is not None:
-            _save_checkpoint(ckpt_dir / "iter_000.pt", arch, net, {"iteration": 0})
-            write_json(hist_path, history)
-    else:
-        done = len(history["iterations"])
-        assert ckpt_dir is not None and out_dir is not None
-        if history.get("final") and (out_dir / "arch.json").exists() and (out_dir / "weights.pt").exists():
-            log(f"{out_dir} holds a finished run; returning its result")
-            return _finished(arch, history, out_dir, time.perf_counter() - t0)
-        current_arch, current_net, _ = _load_checkpoint(ckpt_dir / f"iter_{done:03d}.pt")
-        log(f"resuming {out_dir} after iteration {done}")
+        current = start
+        run.start(history, start)
 
     init = history["initial"]
-    initial_ms, acc_prev = init["latency_ms"], init["accuracy"]
+    initial_ms, acc_prev, lat_prev = init["latency_ms"], init["accuracy"], init["latency_ms"]
     if history["iterations"]:
-        last = history["iterations"][-1]
-        lat_prev, acc_prev = last["latency_ms"], last["accuracy"]
-    else:
-        lat_prev = initial_ms
+        lat_prev, acc_prev = history["iterations"][-1]["latency_ms"], history["iterations"][-1]["accuracy"]
 
     while lat_prev > config.target_ms:
         i = len(history["iterations"]) + 1
         t_iter = time.perf_counter()
-        delta = config.delta(initial_ms, i)
-        units = find_units(current_arch)
-        target_i = max(lat_prev - delta, config.target_ms)
-        proposals = propose(current_arch, latency, target_i, units)
-        halved = 0
-        while not proposals and halved < MAX_HALVINGS:
-            # No unit alone saves ΔR_i any more (the big ones are narrow already): ask for less this time.
-            delta /= 2
-            halved += 1
-            target_i = lat_prev - delta
-            proposals = propose(current_arch, latency, target_i, units)
-        if not proposals:
-            where = f"; the history so far is in {out_dir}" if out_dir else ""
-            raise NasError(f"iteration {i}: no unit can lower the latency below {lat_prev:.2f} ms any more{where}")
+        proposals, target_i, halved = _proposals(current, config, initial_ms, lat_prev, i)
         if halved:
-            log(
-                f"iteration {i}: no unit saves {config.delta(initial_ms, i):.3f} ms alone; "
-                f"step lowered to {delta:.3f} ms"
-            )
-        prop, current_net, acc, score, records = choose(
-            proposals, _pruner(current_net, current_arch, units), trainer, config, i, lat_prev, acc_prev
-        )
-        assert prop.arch is not None
-        current_arch = prop.arch.replace(name=current_arch.name)
+            log(f"iteration {i}: no unit saves {config.delta(initial_ms, i):.3f} ms alone; "
+                f"step lowered to {config.delta(initial_ms, i) / 2**halved:.3f} ms")  # fmt: skip
+
+        def make(prop: Proposal, cur: Adaptable = current) -> Adaptable:
+            return cur.prune({prop.unit: cur.keep(prop.unit, prop.width)})
+
+        prop, current, acc, score, records = choose(proposals, make, trainer, config, i, lat_prev, acc_prev)
         record = {
             "iteration": i,
             "target_ms": target_i,
@@ -393,15 +488,16 @@ def netadapt_loop(
             "latency_ms": prop.latency_ms,
             "accuracy": acc,
             "score": score,
-            "params": current_arch.params,
-            "widths": _widths(current_arch),
+            "params": current.params,
+            "widths": current.widths(),
             "proposals": records,
             "seconds": round(time.perf_counter() - t_iter, 3),
+            **({"pricing": stats()} if stats else {}),
         }
         history["iterations"].append(record)
-        if ckpt_dir is not None and hist_path is not None:
-            _save_checkpoint(ckpt_dir / f"iter_{i:03d}.pt", current_arch, current_net, {"iteration": i})
-            write_json(hist_path, history)
+        if run.out is not None:
+            run.save_checkpoint(i, current)
+            run.record(history, {"iteration": record})
         log(
             f"iteration {i}: target {target_i:.2f} ms, {len(proposals)} proposals; chose {prop.unit.name} "
             f"{prop.unit.width}→{prop.width}: {prop.latency_ms:.2f} ms, val top-1 {acc:.4f}"
@@ -411,60 +507,54 @@ def netadapt_loop(
     if config.long_epochs:
         log(f"long fine-tune: {config.long_epochs} epochs")
         _seed(config, len(history["iterations"]) + 1, 0)
-        trainer.long(current_net, config.long_epochs)
-    acc_final = trainer.accuracy(current_net, "val")
-    test_acc = trainer.accuracy(current_net, "test")
-    final_ms = latency(current_arch)
+        trainer.long(current.net, config.long_epochs)
+    acc_final = trainer.accuracy(current.net, "val")
+    final_ms = current.latency()
+    assert final_ms is not None
+    warnings = []
+    classes = getattr(trainer, "num_classes", None)
+    if classes and acc_final <= CHANCE_MARGIN / classes:
+        warnings.append(
+            f"the result's validation top-1 ({acc_final:.3f}) is at chance for {classes} classes: its widths were "
+            "chosen on noise. Train longer (--pretrain-epochs, or --weights of a trained model) or use real data"
+        )
     history["final"] = {
         "latency_ms": final_ms,
         "accuracy": acc_final,
-        "test_accuracy": test_acc,
+        "test_accuracy": trainer.accuracy(current.net, "test"),
         "long_epochs": config.long_epochs,
-        "params": current_arch.params,
-        "widths": _widths(current_arch),
+        "iterations": len(history["iterations"]),
+        "params": current.params,
+        "widths": current.widths(),
+        "warnings": warnings,
+        **({"pricing": stats()} if stats else {}),
     }
-    if out_dir is not None and hist_path is not None:
-        write_text(out_dir / "arch.json", current_arch.to_json())
-        state = {k: v.detach().cpu() for k, v in current_net.state_dict().items()}
-        atomic_write(out_dir / "weights.pt", lambda tmp: torch.save(state, tmp))
-        write_json(hist_path, history)
-        plot_history(history, out_dir / "netadapt.png")
-    return NetAdaptResult(
-        arch=current_arch,
-        net=current_net,
-        latency_ms=final_ms,
-        accuracy=acc_final,
-        test_accuracy=test_acc,
-        initial_arch=arch,
-        initial_latency_ms=initial_ms,
-        initial_accuracy=init["accuracy"],
-        iterations=history["iterations"],
-        pretrained=bool(init["pretrained"]),
-        out=out_dir,
-        seconds=time.perf_counter() - t0,
-        resumed=resumed,
-        history=history,
-    )
+    for w in warnings:
+        log(f"warning: {w}")
+    if run.out is not None:
+        history["final"]["files"] = current.write_result(run.out)
+        run.record(history, {"final": history["final"]})
+        plot_history(history, run.out / "netadapt.png")
+    return _result(start, current, history, run.out, time.perf_counter() - t0, resumed=resumed)
 
 
-def _finished(start: Arch, history: dict[str, Any], out_dir: Path, seconds: float) -> NetAdaptResult:
-    final_arch = Arch.from_json((out_dir / "arch.json").read_text())
-    net = build(final_arch)
-    load_weights(net, out_dir / "weights.pt", "result architecture")
-    init, final = history["initial"], history["final"]
+def _result(
+    start: Adaptable, final: Adaptable, history: dict[str, Any], out: Path | None, seconds: float, resumed: bool
+) -> NetAdaptResult:
+    init, fin = history["initial"], history["final"]
     return NetAdaptResult(
-        arch=final_arch,
-        net=net,
-        latency_ms=final["latency_ms"],
-        accuracy=final["accuracy"],
-        test_accuracy=final.get("test_accuracy"),
-        initial_arch=start,
+        start=start,
+        final=final,
+        latency_ms=fin["latency_ms"],
+        accuracy=fin["accuracy"],
+        test_accuracy=fin.get("test_accuracy"),
         initial_latency_ms=init["latency_ms"],
         initial_accuracy=init["accuracy"],
         iterations=history["iterations"],
         pretrained=bool(init["pretrained"]),
-        out=out_dir,
+        out=out,
         seconds=seconds,
-        resumed=True,
+        resumed=resumed,
         history=history,
+        warnings=list(fin.get("warnings", [])),
     )

@@ -10,7 +10,7 @@ reshape that mixes channels with space, the model's output, its input) fixes its
 The groups that remain, each with at least one producing conv/linear, are the units. `prune_module` removes
 channels from a copy of the module (filters of the producers, the slices of every depthwise conv, BN and the
 next layer's inputs), `module_latency` prices each conv and linear layer from a latency table as the equivalent
-`conv` block of the spec, and `adapt_module` runs NetAdapt's loop with the shared proposals and winner rule.
+`conv` block of the spec, and `TracedNet` is what NetAdapt's one loop (nas.netadapt.core) adapts.
 
 Limits: element-wise ops, pooling and SE's pooling are not priced (a table holds blocks, not them); a module
 called twice, grouped convs other than depthwise, and convs with groups fix their channels. A model traced here
@@ -20,10 +20,11 @@ is returned as a pruned module; when it is a `nas.model.Net`, use the spec route
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
 import operator
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,10 @@ from torch.fx.passes.shape_prop import ShapeProp
 
 from nas.arch import Conv, Shape
 from nas.errors import NasError
-from nas.io import import_file
-from nas.netadapt.units import OUT, Unit
+from nas.io import atomic_write, import_file, write_json
+from nas.netadapt.pricing import price
+from nas.netadapt.pruning import check_keep, top_channels
+from nas.netadapt.units import DIVISOR, OUT, Unit
 
 Layout = tuple[tuple[int, int], ...]  # (group id, width) segments along the channel dimension
 
@@ -355,46 +358,26 @@ def _conv_op(name, mod: nn.Conv2d, src, out, in_shape, node: fx.Node, modules) -
 # ---------------------------------------------------------------------------------------------- latency
 
 
-def module_latency(graph: ChannelGraph, table: Any, overrides: dict[int, int] | None = None) -> float:
-    """Predicted latency of the traced module with some groups at other widths: each conv and linear layer priced
-    as the equivalent spec `conv` block, plus the table's fixed costs and correction. Ops the table lacks are
-    priced by its cost model (estimated tables) or reported (NasError naming them)."""
-    from nas.latency.keys import input_key, op_key
-
-    missing = []
-    total = 0.0
-    key = input_key(graph.input_shape[1], graph.input_shape[2])  # the per-inference cost, once
-    ms = table.ms.get(key)
-    if ms is None and table.estimator is not None:
-        ms = table.ms[key] = table.estimator(None, None, None, key)
-    if ms is None:
-        missing.append(f"input {key}")
-    else:
-        total += ms
+def module_ops(graph: ChannelGraph, overrides: dict[int, int] | None = None) -> tuple[tuple[int, int], list]:
+    """The traced module as a table sees it, with some groups at other widths: (input channels, resolution) and
+    each conv or linear layer as (name, input shape, the equivalent spec `conv` block)."""
+    ops = []
     for op in graph.ops:
         cin = graph.width(op.in_layout, overrides)
         cout = graph.width(op.out_layout, overrides)
-        x = Shape(cin, op.h, op.w)
         block = Conv(
             out=cout, k=op.k, s=op.s, pad=op.pad, groups=cin if op.depthwise else 1, bn=op.bn, bias=op.bias,
             act=op.act,
         )  # fmt: skip
-        key = op_key(x, block)
-        ms = table.ms.get(key)
-        if ms is None and table.estimator is not None:
-            ms = table.ms[key] = table.estimator(x, block, None, key)
-        if ms is None:
-            missing.append(f"{op.module} {key}")
-            continue
-        total += ms
-    if missing:
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise NasError(
-            f"table {table.where} has no entry for {len(missing)} layer(s) of the model: {'; '.join(missing[:3])}"
-            f"{more}; build them with `nas latency build --device {table.device}` or use an estimated table"
-        )
-    corr = table.correction
-    return total * corr["scale"] + corr["offset_ms"] if corr else total
+        ops.append((op.module, Shape(cin, op.h, op.w), block))
+    return (graph.input_shape[1], graph.input_shape[2]), ops
+
+
+def module_latency(graph: ChannelGraph, table: Any, overrides: dict[int, int] | None = None) -> float:
+    """Predicted latency of the traced module with some groups at other widths (`nas.netadapt.pricing.price`):
+    each conv and linear layer priced as the equivalent spec `conv` block, plus the table's per-inference cost
+    and correction. Ops an estimated table lacks come from its cost model; a measured table reports them."""
+    return price(table, module_ops(graph, overrides))
 
 
 # ---------------------------------------------------------------------------------------------- pruning
@@ -418,12 +401,7 @@ def prune_module(
     module: nn.Module, graph: ChannelGraph, keep: dict[Unit, torch.Tensor]
 ) -> tuple[nn.Module, ChannelGraph]:
     """A copy of `module` keeping, for each unit, the listed channels; and the copy's graph."""
-    by_root: dict[int, torch.Tensor] = {}
-    for unit, idx in keep.items():
-        idx = torch.as_tensor(idx, dtype=torch.long).flatten().sort().values
-        if idx.numel() < 1 or idx.unique().numel() != idx.numel() or idx[0] < 0 or idx[-1] >= unit.width:
-            raise NasError(f"netadapt: bad kept channels for {unit.name} (width {unit.width})")
-        by_root[unit.index] = idx
+    by_root = {unit.index: check_keep(unit, idx) for unit, idx in keep.items()}
     new = copy.deepcopy(module)
     with torch.no_grad():
         for use in graph.uses:
@@ -493,117 +471,89 @@ def is_factory_spec(text: str) -> bool:
     return bool(sep) and path.endswith(".py") and name.isidentifier()
 
 
-# ---------------------------------------------------------------------------------------------- the loop
+# ---------------------------------------------------------------------------------------------- the adaptable
 
 
-@dataclass
-class ModuleResult:
-    module: nn.Module
-    graph: ChannelGraph
-    latency_ms: float
-    accuracy: float
-    test_accuracy: float | None
-    initial_latency_ms: float
-    initial_accuracy: float
-    iterations: list[dict[str, Any]]
-    kept: dict[str, list[int]]  # unit name → kept channel indices of the ORIGINAL module, composed over iterations
-    seconds: float
+class TracedNet:
+    """A user's module and its channel graph, as NetAdapt's loop sees it (`nas.netadapt.subject.Adaptable`).
+    `kept` holds, per unit, the kept channels in the ORIGINAL module's numbering (composed over iterations);
+    `origin` is the original structure, from which a checkpoint is rebuilt."""
+
+    def __init__(
+        self,
+        module: nn.Module,
+        graph: ChannelGraph,
+        *,
+        latency: Callable[[ChannelGraph, dict[int, int] | None], float],
+        kept: dict[str, torch.Tensor] | None = None,
+        origin: nn.Module | None = None,
+    ):
+        self.net = module
+        self.graph = graph
+        self.price = latency
+        self.kept = kept if kept is not None else {u.name: torch.arange(u.width) for u in graph.units}
+        self.origin = origin if origin is not None else copy.deepcopy(module)
+        self.name = type(module).__name__
+
+    @property
+    def units(self) -> list[Unit]:
+        return self.graph.units
+
+    @property
+    def identity(self) -> str:
+        text = json.dumps([list(self.graph.input_shape), [(u.name, u.width) for u in self.units],
+                           [(op.module, op.k, op.s) for op in self.graph.ops]])  # fmt: skip
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def params(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())
+
+    def latency(self, widths: Mapping[Unit, int] | None = None, *, estimate: bool = False) -> float | None:
+        return self.price(self.graph, {u.index: w for u, w in widths.items()} if widths else None)
+
+    def measure(self, assignments: list[dict[Unit, int]]) -> None:
+        pass  # a traced module is priced from the table as it is (docs/netadapt.md)
+
+    def floor_widths(self) -> dict[Unit, int]:
+        return {u: DIVISOR for u in self.units if u.width > DIVISOR}
+
+    def keep(self, unit: Unit, width: int) -> torch.Tensor:
+        return top_channels(channel_scores(self.net, self.graph, unit), unit, width)
+
+    def prune(self, keep: dict[Unit, torch.Tensor]) -> TracedNet:
+        module, graph = prune_module(self.net, self.graph, keep)
+        kept = dict(self.kept)
+        for unit, idx in keep.items():
+            kept[unit.name] = kept[unit.name][check_keep(unit, idx)]
+        return TracedNet(module, graph, latency=self.price, kept=kept, origin=self.origin)
 
     def widths(self) -> dict[str, int]:
-        return {u.name: u.width for u in self.graph.units}
+        return {u.name: u.width for u in self.units}
 
+    def kept_lists(self) -> dict[str, list[int]]:
+        return {k: v.tolist() for k, v in self.kept.items()}
 
-def adapt_module(
-    module: nn.Module,
-    latency: Callable[[ChannelGraph, dict[int, int] | None], float],
-    trainer: Any,
-    config: Any,
-    *,
-    input_shape: tuple[int, ...],
-    log: Callable[[str], None] = lambda _m: None,
-) -> ModuleResult:
-    """NetAdapt on a user's module: the same schedule, proposals (`propose_units`) and winner rule (`choose`)
-    as the spec route; pruning by `prune_module`. `module` must hold its starting weights already."""
-    from nas.netadapt.core import choose
-    from nas.netadapt.proposals import propose_units
-    from nas.netadapt.prune import keep_largest, prune
+    def checkpoint(self) -> dict[str, Any]:
+        state = {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()}
+        return {"kept": self.kept_lists(), "state_dict": state}
 
-    config.check()
-    t0 = time.perf_counter()
-    graph = trace(module, input_shape)
-    if not graph.units:
-        raise NasError("netadapt: the model has no channels that can be pruned (every group is fixed)")
-    initial = latency(graph, None)
-    if initial <= config.target_ms:
-        raise NasError(
-            f"nothing to do: the model is predicted at {initial:.2f} ms, within the {config.target_ms:g} ms target"
-        )
-    floor = latency(graph, {u.index: 8 for u in graph.units if u.width > 8})
-    if floor > config.target_ms:
-        raise NasError(
-            f"target {config.target_ms:g} ms is unreachable: the smallest latency reachable by shrinking widths "
-            f"is {floor:.2f} ms (every prunable layer at 8 channels; initial {initial:.2f} ms)"
-        )
-    acc_prev = initial_acc = trainer.accuracy(module, "val")
-    lat_prev = initial
-    history: list[dict[str, Any]] = []
-    kept: dict[str, torch.Tensor] = {u.name: torch.arange(u.width) for u in graph.units}
-    current, current_graph = module, graph
-    i = 0
-    while lat_prev > config.target_ms:
-        i += 1
-        delta = config.delta(initial, i)
-        proposals: list = []
-        for _ in range(13):
-            target_i = max(lat_prev - delta, config.target_ms)
-            g = current_graph
-            proposals = propose_units(g.units, lambda u, w, g=g: (latency(g, {u.index: w}), None), target_i)
-            if proposals:
-                break
-            delta /= 2
-        if not proposals:
-            raise NasError(f"iteration {i}: no unit can lower the latency below {lat_prev:.2f} ms any more")
+    def restore(self, payload: dict[str, Any]) -> TracedNet:
+        kept = {k: torch.tensor(v, dtype=torch.long) for k, v in payload["kept"].items()}
+        module = rebuild(copy.deepcopy(self.origin), payload["kept"], self.graph.input_shape)
+        module.load_state_dict(payload["state_dict"])
+        return TracedNet(module, trace(module, self.graph.input_shape), latency=self.price, kept=kept,
+                         origin=self.origin)  # fmt: skip
 
-        def make(prop, cur=current, g=current_graph):
-            idx = keep_largest(cur, g, prop.unit, prop.width)
-            net, _ = prune(cur, g, {prop.unit: idx})
-            net.kept_idx = idx  # type: ignore[attr-defined]
-            return net
-
-        prop, current, acc, score, records = choose(proposals, make, trainer, config, i, lat_prev, acc_prev)
-        idx = current.kept_idx  # type: ignore[attr-defined]
-        del current.kept_idx  # type: ignore[attr-defined]
-        current_graph = trace(current, input_shape)
-        # unit names are stable across iterations (the first producer's module name); compose the kept indices
-        kept[prop.unit.name] = kept[prop.unit.name][idx]
-        history.append({
-            "iteration": i, "target_ms": target_i, "unit": prop.unit.name, "width_before": prop.unit.width,
-            "width": prop.width, "latency_ms": prop.latency_ms, "accuracy": acc, "score": score, "proposals": records,
-        })  # fmt: skip
-        log(
-            f"iteration {i}: target {target_i:.2f} ms, {len(proposals)} proposals; chose {prop.unit.name} "
-            f"{prop.unit.width}→{prop.width}: {prop.latency_ms:.2f} ms, val top-1 {acc:.4f}"
-        )
-        lat_prev, acc_prev = prop.latency_ms, acc
-    if config.long_epochs:
-        log(f"long fine-tune: {config.long_epochs} epochs")
-        trainer.long(current, config.long_epochs)
-    return ModuleResult(
-        module=current,
-        graph=current_graph,
-        latency_ms=latency(current_graph, None),
-        accuracy=trainer.accuracy(current, "val"),
-        test_accuracy=trainer.accuracy(current, "test"),
-        initial_latency_ms=initial,
-        initial_accuracy=initial_acc,
-        iterations=history,
-        kept={k: v.tolist() for k, v in kept.items()},
-        seconds=time.perf_counter() - t0,
-    )
+    def write_result(self, out: Path) -> dict[str, str]:
+        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        atomic_write(out / "weights.pt", lambda tmp: torch.save(state, tmp))
+        write_json(out / "channels.json", {"input_shape": list(self.graph.input_shape), "kept": self.kept_lists()})
+        return {"weights": str(out / "weights.pt"), "channels": str(out / "channels.json")}
 
 
 def rebuild(module: nn.Module, kept: dict[str, list[int]], input_shape: tuple[int, ...]) -> nn.Module:
-    """Apply a result's kept channels (`ModuleResult.kept`, saved as channels.json) to a fresh module from the
+    """Apply a result's kept channels (`TracedNet.kept`, saved as channels.json) to a fresh module from the
     user's factory: the adapted structure, ready for `load_state_dict(weights)`."""
     graph = trace(module, input_shape)
     keep = {}

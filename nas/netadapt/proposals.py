@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from nas.arch import Arch
-from nas.netadapt.units import Unit, UnitMap, find_units, set_widths
+from nas.netadapt.subject import Adaptable, SpecNet
+from nas.netadapt.units import Unit, UnitMap, candidate_widths, find_units, floor_widths, set_widths
 
 LatencyFn = Callable[[Arch], float]
-DIVISOR = 8
 
 
 @dataclass(frozen=True)
@@ -17,58 +18,76 @@ class Proposal:
     unit: Unit
     width: int
     latency_ms: float
-    arch: Arch | None = None  # the proposed spec (spec route; None for a user's module)
 
 
-def candidate_widths(width: int) -> list[int]:
-    """Multiples of 8 below `width`, widest first, down to 8."""
-    top = (width - 1) // DIVISOR * DIVISOR
-    return list(range(top, DIVISOR - 1, -DIVISOR))
-
-
-def propose_units(
-    units: Iterable[Unit],
-    latency_at: Callable[[Unit, int], tuple[float, Arch | None] | None],
-    target_ms: float,
-) -> list[Proposal]:
+def propose_units(subject: Adaptable, target_ms: float) -> list[Proposal]:
     """One proposal per unit that can meet `target_ms` alone: its widest width (a multiple of 8, ≥ 8) whose
-    whole-network predicted latency is at most the target. `latency_at(unit, width)` gives (latency, spec) or
-    None where that width is not allowed. Units that cannot reach the target give none."""
-    out = []
-    for unit in units:
-        for width in candidate_widths(unit.width):
-            found = latency_at(unit, width)
-            if found is None:
+    whole-network predicted latency is at most the target; units that cannot reach it give none.
+
+    Where the subject's table lacks ops (a measured table), each unit's width is first chosen on an estimate,
+    the chosen widths are timed in one batch and the exact prediction decides. A width that misses after timing
+    is dropped and the search goes on, narrower, in the next batch: then a unit's latency is interpolated
+    linearly in its width between the widths already priced exactly (its current width is one)."""
+    current = subject.latency()
+    assert current is not None
+    known: dict[Unit, dict[int, float]] = {u: {u.width: current} for u in subject.units}
+    confirmed: dict[Unit, Proposal] = {}
+    while True:
+        picks: dict[Unit, list[int]] = {}
+        for unit in subject.units:
+            if unit in confirmed:
                 continue
-            ms, arch = found
-            if ms <= target_ms:
-                out.append(Proposal(unit, width, ms, arch))
-                break
-    return out
+            widths = candidate_widths(unit.width)
+            for k, width in enumerate(widths):
+                ms = _estimate(subject, unit, width, known[unit])
+                if ms is not None and ms <= target_ms:
+                    # the estimate's pick and, in the same batch, the next narrower width: its fallback
+                    todo = [w for w in widths[k : k + 2] if w not in known[unit]]
+                    if todo:
+                        picks[unit] = todo
+                    elif known[unit].get(width, math.inf) <= target_ms:
+                        confirmed[unit] = Proposal(unit, width, known[unit][width])
+                    break
+        if not picks:
+            break
+        subject.measure([{u: w} for u, ws in picks.items() for w in ws])
+        for unit, widths in picks.items():
+            for width in widths:
+                ms = subject.latency({unit: width})
+                if ms is not None:
+                    known[unit][width] = ms
+            meets = [w for w in candidate_widths(unit.width) if known[unit].get(w, math.inf) <= target_ms]
+            if meets and meets[0] in widths:
+                confirmed[unit] = Proposal(unit, meets[0], known[unit][meets[0]])
+    return [confirmed[u] for u in subject.units if u in confirmed]
+
+
+def _estimate(subject: Adaptable, unit: Unit, width: int, known: dict[int, float]) -> float | None:
+    """The exact latency where known; between or beyond two exactly priced widths of the unit, their line;
+    else the subject's own estimate (exact on a table that prices every op)."""
+    if width in known:
+        return known[width]
+    if len(known) >= 2:
+        above = [w for w in known if w > width]
+        below = [w for w in known if w < width]
+        if above and below:
+            lo, hi = max(below), min(above)
+        else:
+            lo, hi = sorted(above or below)[:2] if above else sorted(below)[-2:]
+        if subject.latency({unit: width}, estimate=True) is None:
+            return None  # not a valid width
+        slope = (known[hi] - known[lo]) / (hi - lo)
+        return known[lo] + slope * (width - lo)
+    return subject.latency({unit: width}, estimate=True)
 
 
 def propose(arch: Arch, latency: LatencyFn, target_ms: float, units: UnitMap | None = None) -> list[Proposal]:
-    """`propose_units` over a spec's units, each candidate priced as the whole network."""
-    units = units or find_units(arch)
-
-    def latency_at(unit: Unit, width: int) -> tuple[float, Arch | None] | None:
-        candidate = set_widths(arch, {unit: width}, units)
-        return None if candidate is None else (latency(candidate), candidate)
-
-    return propose_units(units.units, latency_at, target_ms)
+    """`propose_units` over a spec's units, each candidate priced as the whole network by `latency`."""
+    return propose_units(SpecNet(arch, latency=latency, units=units), target_ms)
 
 
 def smallest(arch: Arch, latency: LatencyFn) -> tuple[Arch, float]:
-    """Every unit at its narrowest valid width (groups first, then expansions): the reachable floor."""
+    """Every unit at its narrowest valid width: the reachable floor, and its latency."""
     units = find_units(arch)
-    widths: dict[Unit, int] = {}
-    ordered = sorted(units.units, key=lambda u: u.kind == "mid")
-    for unit in ordered:
-        for width in reversed(candidate_widths(unit.width + 1)):
-            if width >= unit.width:
-                break
-            if set_widths(arch, {**widths, unit: width}, units) is not None:
-                widths[unit] = width
-                break
-    final = set_widths(arch, widths, units) or arch
+    final = set_widths(arch, floor_widths(arch, units), units) or arch
     return final, latency(final)

@@ -24,6 +24,7 @@ from nas.errors import NasError
 
 MID = "mid"
 OUT = "out"
+DIVISOR = 8  # proposed widths are multiples of this
 
 
 @dataclass(frozen=True)
@@ -160,3 +161,23 @@ def set_widths(arch: Arch, widths: dict[Unit, int], units: UnitMap | None = None
         return arch.with_blocks(blocks)
     except SpecError:
         return None
+
+
+def candidate_widths(width: int) -> list[int]:
+    """Multiples of 8 below `width`, widest first, down to 8."""
+    top = (width - 1) // DIVISOR * DIVISOR
+    return list(range(top, DIVISOR - 1, -DIVISOR))
+
+
+def floor_widths(arch: Arch, units: UnitMap | None = None) -> dict[Unit, int]:
+    """Every unit at its narrowest valid width (groups first, then expansions): what "as small as it gets" means."""
+    units = units or find_units(arch)
+    widths: dict[Unit, int] = {}
+    for unit in sorted(units.units, key=lambda u: u.kind == MID):
+        for width in reversed(candidate_widths(unit.width + 1)):
+            if width >= unit.width:
+                break
+            if set_widths(arch, {**widths, unit: width}, units) is not None:
+                widths[unit] = width
+                break
+    return widths

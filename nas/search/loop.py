@@ -112,7 +112,7 @@ def _data(c: SearchConfig) -> Any:
 def _extreme(space: Any, table: Any, resolution: int, maximize: bool) -> float:
     """The least or greatest predicted latency of the space, exactly: the table's per-op entries summed by the
     space's dynamic programme; the fixed costs and a table's correction do not change which arch wins."""
-    _, choices = space.extreme(table.op_ms, maximize=maximize, resolution=resolution)
+    _, choices = space.extreme(table.price, maximize=maximize, resolution=resolution)
     return latency_of(space.arch(choices, resolution=resolution, num_classes=DEPLOY_CLASSES), table)
 
 

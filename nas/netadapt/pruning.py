@@ -15,8 +15,6 @@ from torch import nn
 from nas.arch import Arch, Conv, DepthwiseSeparable, InvertedResidual, Pool
 from nas.errors import NasError
 from nas.model import Net, build
-from nas.netadapt.graph import ChannelGraph, prune_module
-from nas.netadapt.graph import channel_scores as graph_scores
 from nas.netadapt.units import MID, Unit, UnitMap, find_units, set_widths
 
 Index = torch.Tensor | None  # kept channel indices (sorted), None = all of them
@@ -52,20 +50,30 @@ def _producers(net: Net, arch: Arch, unit: Unit) -> list[nn.Conv2d]:
     return convs
 
 
-def channel_scores(net: nn.Module, arch: Arch | ChannelGraph, unit: Unit) -> torch.Tensor:
+def channel_scores(net: nn.Module, arch: Arch, unit: Unit) -> torch.Tensor:
     """Importance of each channel of the unit: the L2 norm of its filter, summed over tied producers."""
-    if isinstance(arch, ChannelGraph):
-        return graph_scores(net, arch, unit)
     with torch.no_grad():
         return sum(conv.weight.detach().flatten(1).norm(dim=1).float().cpu() for conv in _producers(net, arch, unit))
 
 
-def keep_largest(net: nn.Module, arch: Arch | ChannelGraph, unit: Unit, width: int) -> torch.Tensor:
-    """Indices (ascending) of the `width` channels of the unit with the largest filter norms."""
+def top_channels(scores: torch.Tensor, unit: Unit, width: int) -> torch.Tensor:
+    """Indices (ascending) of the `width` channels with the largest scores: the channels a pruned unit keeps."""
     if not 1 <= width <= unit.width:
         raise ValueError(f"{unit.name}: cannot keep {width} of {unit.width} channels")
-    scores = channel_scores(net, arch, unit)
     return torch.topk(scores, width, sorted=False).indices.sort().values
+
+
+def check_keep(unit: Unit, idx: torch.Tensor) -> torch.Tensor:
+    """Kept channel indices as a sorted tensor; NasError unless they are distinct channels of the unit."""
+    idx = torch.as_tensor(idx, dtype=torch.long).flatten().sort().values
+    if idx.numel() < 1 or idx.unique().numel() != idx.numel() or idx[0] < 0 or idx[-1] >= unit.width:
+        raise NasError(f"netadapt: bad kept channels for {unit.name} (width {unit.width})")
+    return idx
+
+
+def keep_largest(net: nn.Module, arch: Arch, unit: Unit, width: int) -> torch.Tensor:
+    """Indices (ascending) of the `width` channels of the unit with the largest filter norms."""
+    return top_channels(channel_scores(net, arch, unit), unit, width)
 
 
 # ---------------------------------------------------------------------------------------------- copying
@@ -142,24 +150,13 @@ def _copy_linear(dst: nn.Linear, src: nn.Linear, in_idx: Index) -> None:
         dst.bias.copy_(src.bias)
 
 
-def prune(
-    net: nn.Module, arch: Arch | ChannelGraph, keep: dict[Unit, torch.Tensor], units: UnitMap | None = None
-) -> tuple[nn.Module, Arch | ChannelGraph]:
-    """A new network with, for each unit in `keep`, only the channels listed, and its spec (or, for a user's
-    traced module, its new channel graph).
-
-    The one pruning entry point of both routes; `net` is left untouched. Raises NasError when the new widths
-    would change the network's structure (see `set_widths`)."""
-    if isinstance(arch, ChannelGraph):
-        return prune_module(net, arch, keep)
+def prune(net: nn.Module, arch: Arch, keep: dict[Unit, torch.Tensor], units: UnitMap | None = None) -> tuple[Net, Arch]:
+    """A new network with, for each unit in `keep`, only the channels listed, and its spec; `net` is left
+    untouched (a traced module: `nas.netadapt.graph.prune_module`). Raises NasError when the new widths would
+    change the network's structure (see `set_widths`)."""
     assert isinstance(net, Net)
     units = units or find_units(arch)
-    resolved: dict[str, torch.Tensor] = {}
-    for unit, idx in keep.items():
-        idx = torch.as_tensor(idx, dtype=torch.long).flatten().sort().values
-        if idx.numel() < 1 or idx.unique().numel() != idx.numel() or idx[0] < 0 or idx[-1] >= unit.width:
-            raise NasError(f"netadapt: bad kept channels for {unit.name} (width {unit.width})")
-        resolved[unit.name] = idx
+    resolved = {unit.name: check_keep(unit, idx) for unit, idx in keep.items()}
     new_arch = set_widths(arch, {u: len(i) for u, i in keep.items()}, units)
     if new_arch is None:
         raise NasError(f"netadapt: widths {', '.join(f'{n}={len(i)}' for n, i in resolved.items())} break the network")
