@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_latency_build import TINY_SPACE
 
 from nas.cli import main
 from nas.errors import NasError
@@ -21,24 +22,6 @@ from nas.latency.items import space_items
 from nas.latency.measure import Load, Timed
 from nas.latency.table import tables_dir
 
-TINY_SPACE = """
-name: tiny
-stem:
-  - {type: conv, out: 8, k: 3, s: 2, act: relu}
-stages:
-  - out: 16
-    n: 1
-    stride: 2
-    op: mbconv
-    kernel: [3, 5]
-    expansion: [3, 6]
-    se: [0]
-    act: [relu]
-    layers: [0]
-    width: [1.0]
-head:
-  blocks: []
-"""
 QUICK = Protocol(warmup=1, runs=2, rounds=1, warmup_s=0.0, passes=2)
 
 

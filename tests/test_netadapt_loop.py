@@ -7,6 +7,8 @@ import json
 
 import pytest
 import torch
+from test_netadapt import SGDTrainer, macs_ms, mixed
+from test_netadapt_graph import MODEL_SOURCE, SHAPE, _macs_latency, calibrated
 
 from nas import zoo
 from nas.arch import Arch
@@ -14,8 +16,6 @@ from nas.errors import NasError
 from nas.netadapt import NetAdaptConfig, SpecNet, netadapt, netadapt_loop, propose, propose_units
 from nas.netadapt.graph import TracedNet, load_factory, rebuild, trace
 from nas.netadapt.scoring import recalibrate_bn, val_metrics
-from tests.test_netadapt import SGDTrainer, macs_ms, mixed
-from tests.test_netadapt_graph import MODEL_SOURCE, SHAPE, _macs_latency, calibrated
 
 torch.set_num_threads(1)
 
@@ -131,7 +131,7 @@ def test_lost_checkpoint_drops_its_iteration(tmp_path):
 
 
 def test_the_module_route_resumes_and_is_seeded(tmp_path):
-    from tests.test_netadapt_graph import Trainer
+    from test_netadapt_graph import Trainer
 
     path = tmp_path / "user_model.py"
     path.write_text(MODEL_SOURCE)

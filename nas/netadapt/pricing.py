@@ -137,5 +137,4 @@ class Pricer:
             macs = sum(c.macs for _, c in arch.head_costs())
             head = ms[ref.head] * macs / max(sum(c.macs for _, c in reference.head_costs()), 1)
         total += head + ms[ops.input]
-        corr = self.table.correction
-        return total * corr["scale"] + corr["offset_ms"] if corr else total
+        return self.table.correct(total)

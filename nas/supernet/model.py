@@ -31,10 +31,11 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from nas.arch import Arch, Conv, InvertedResidual, make_divisible
+from nas.arch import Arch, Conv, InvertedResidual
 from nas.errors import NasError
 from nas.model import Net, build
 from nas.space import SearchSpace, Stage
+from nas.stages import Row, StageBuilder
 
 _DW_WEIGHT = "dw.0.weight"
 
@@ -143,22 +144,11 @@ def max_arch(space: SearchSpace, resolution: int, num_classes: int) -> Arch:
             c = st.blocks[-1].out
             continue
         v = _stage_values(space, st)
-        out = make_divisible(st.out * max(v["width"]), space.divisor)
-        blocks = []
-        for j in range(st.n + max(v["layers"])):
-            blocks.append(
-                InvertedResidual(
-                    out=out,
-                    mid=make_divisible(c * max(v["expansion"]), space.divisor),
-                    k=max(v["kernel"]),
-                    s=st.stride if j == 0 else 1,
-                    act=v["act"][-1],
-                    se=float(max(v["se"])),
-                    skip=True,
-                    **extras,
-                )
-            )
-            c = out
+        fields = {"se": float(max(v["se"])), "skip": True, **extras}
+        row = Row("ir", st.out, repeats=st.n + max(v["layers"]), stride=st.stride, k=max(v["kernel"]),
+                  e=max(v["expansion"]), act=v["act"][-1], fields=fields)
+        blocks = StageBuilder(max(v["width"]), space.divisor).stage([row], c)
+        c = blocks[-1].out
         stages.append(blocks)
     arch = Arch(
         resolution=resolution,
