@@ -13,6 +13,8 @@ split (read for this final figure only). Kendall τ of each estimator against th
 within the band, with 95% bootstrap intervals (architectures resampled).
 
 Resumable: every finished (architecture, estimator) goes to `--out`/fidelity.json at once; a rerun skips it.
+`--shard K/N` measures every N-th network into fidelity.shard-K-of-N.json, so N one-thread processes can share the
+cores (the networks are picked the same way, from the seed, in each); a run without `--shard` merges them.
 `--time-standalone N` trains the first architecture for N steps only, and writes the measured seconds per step and
 the *estimated* cost of every stand-alone training to cost_estimate.json, without running them.
 `--smoke`: tiny sizes on synthetic data with a tiny supernet trained on the spot (seconds; tests run it).
@@ -44,8 +46,9 @@ from nas.space import load_space
 
 # The stand-alone reference recipe: the project's training recipe (SGD + Nesterov, warm-up + cosine, label
 # smoothing, crop + flip), the same for every architecture.
-STANDALONE = TrainConfig(epochs=10, batch_size=128, lr=0.1)
-ESTIMATORS = ("supernet", "proxy", "synflow", "naswot", "flops")
+STANDALONE = TrainConfig(epochs=5, batch_size=128, lr=0.1)
+ESTIMATORS = ("flops", "synflow", "naswot", "supernet", "proxy")
+STANDALONE_KEYS = ("standalone_val", "standalone_test")
 
 
 def pick_archs(space: Any, table: Any, target_ms: float, spread: int, band: int, pool: int, seed: int,
@@ -75,6 +78,36 @@ def pick_archs(space: Any, table: Any, target_ms: float, spread: int, band: int,
         arch = space.arch(p["choices"], resolution=resolution, num_classes=num_classes)
         p.update(name=arch.name, macs=arch.macs)
     return picked
+
+
+def visiting_order(n: int) -> list[int]:
+    """0..n-1 in bit-reversed (van der Corput) order: any prefix is spread evenly over the range, so a run stopped
+    part-way has measured networks across the whole latency range, not only its fast end."""
+    bits = max(1, (n - 1).bit_length())
+    return sorted(range(n), key=lambda i: int(format(i, f"0{bits}b")[::-1], 2))
+
+
+def units_of_shard(units: list[dict[str, Any]], shard: tuple[int, int] | None) -> list[dict[str, Any]]:
+    """The units one process measures, in visiting order; `shard` (k, n) takes every n-th from the k-th, so that n
+    one-thread processes share the machine's cores."""
+    ordered = [units[i] for i in visiting_order(len(units))]
+    return ordered if shard is None else ordered[shard[0]::shard[1]]
+
+
+def merge_shards(out: Path, units: list[dict[str, Any]]) -> None:
+    """Copy what sharded processes measured (fidelity.shard-K-of-N.json) into `units`."""
+    by_name = {u["name"]: u for u in units}
+    for path in sorted(out.glob("fidelity.shard-*-of-*.json")):
+        for name, measured in read_json(path).items():
+            if name in by_name:
+                by_name[name].update(measured)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    k, sep, n = text.partition("/")
+    if not (sep and k.isdigit() and n.isdigit() and 0 <= int(k) < int(n)):
+        raise argparse.ArgumentTypeError(f"expected K/N with 0 <= K < N, got {text!r}")
+    return int(k), int(n)
 
 
 def bootstrap_tau(a: list[float], b: list[float], n: int, seed: int) -> list[float]:
@@ -123,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="bench/results/supernet-fidelity")
+    p.add_argument("--shard", type=parse_shard, default=None, metavar="K/N",
+                   help="measure only every N-th network from the K-th (run N of these side by side, one per core, "
+                        "then once without --shard to merge and report)")
     p.add_argument("--smoke", action="store_true", help="tiny run on synthetic data (seconds)")
     args = p.parse_args(argv)
 
@@ -160,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     result.update(data=data.name, supernet=str(supernet), device=args.device, target_ms=args.target_ms,
                   standalone_recipe={**STANDALONE.__dict__, "epochs": args.epochs, "max_steps": max_steps})
     units = result["units"]
+    if not args.shard:
+        merge_shards(out, units)
 
     def arch_of(u: dict[str, Any]) -> Any:
         return space.arch(u["choices"], resolution=data.image_size, num_classes=data.num_classes)
@@ -197,17 +235,32 @@ def main(argv: list[str] | None = None) -> int:
         print(estimate)
         return 0
 
+    mine = units_of_shard(units, args.shard)
+    shard_path = out / f"fidelity.shard-{args.shard[0]}-of-{args.shard[1]}.json" if args.shard else None
+    shard_done: dict[str, Any] = read_json(shard_path) if shard_path and shard_path.is_file() else {}
+    for u in mine:
+        u.update(shard_done.get(u["name"], {}))
+
     estimators = {
         "supernet": build_evaluator(f"supernet:{supernet}", data, space=space, seed=args.seed),
         "proxy": build_evaluator("train", data, seed=args.seed, options={"max_steps": max_steps} if max_steps else {}),
         "synflow": build_evaluator("zero-cost", data, seed=args.seed, options={"score": "synflow"}),
         "naswot": build_evaluator("zero-cost", data, seed=args.seed, options={"score": "naswot"}),
     }
-    for est in ("flops", "synflow", "naswot", "supernet", "proxy"):
-        for u in units:
+
+    def record(u: dict[str, Any]) -> None:
+        if shard_path is None:
+            save()
+            return
+        shard_done[u["name"]] = {k: u[k] for k in (*ESTIMATORS, *STANDALONE_KEYS, "seconds") if k in u}
+        ec.save(out, shard_path.stem, shard_done)
+
+    # Unit by unit, every estimator and then the stand-alone training: a run stopped part-way leaves whole rows.
+    for u in mine:
+        arch = arch_of(u)
+        for est in ESTIMATORS:
             if est in u:
                 continue
-            arch = arch_of(u)
             t0 = time.perf_counter()
             if est == "flops":
                 u[est] = arch.macs
@@ -216,24 +269,21 @@ def main(argv: list[str] | None = None) -> int:
                 u[est] = r.extra["score"] if est in ("synflow", "naswot") else r.accuracy
             u.setdefault("seconds", {})[est] = round(time.perf_counter() - t0, 3)
             clock.add(est, time.perf_counter() - t0)
-            save()
-
-    if not args.skip_standalone:
-        for u in units:
-            if "standalone_test" in u:
-                continue
-            arch = arch_of(u)
-            torch.manual_seed(args.seed)
-            model = build(arch)
-            cfg = TrainConfig(**{**STANDALONE.__dict__, "epochs": args.epochs, "max_steps": max_steps,
-                                 "seed": args.seed})
-            t0 = time.perf_counter()
-            res = train(model, data, cfg)
-            u["standalone_val"] = res.accuracy
-            u["standalone_test"] = evaluate(model, data.test)
-            u.setdefault("seconds", {})["standalone"] = round(time.perf_counter() - t0, 1)
-            clock.add("standalone", time.perf_counter() - t0)
-            save()
+            record(u)
+        if args.skip_standalone or "standalone_test" in u:
+            continue
+        torch.manual_seed(args.seed)
+        model = build(arch)
+        cfg = TrainConfig(**{**STANDALONE.__dict__, "epochs": args.epochs, "max_steps": max_steps, "seed": args.seed})
+        t0 = time.perf_counter()
+        res = train(model, data, cfg)
+        u["standalone_val"] = res.accuracy
+        u["standalone_test"] = evaluate(model, data.test)
+        u.setdefault("seconds", {})["standalone"] = round(time.perf_counter() - t0, 1)
+        clock.add("standalone", time.perf_counter() - t0)
+        record(u)
+    if shard_path is not None:
+        return 0
 
     result["kendall_tau"] = fidelity_table(units, args.bootstrap)
     save()

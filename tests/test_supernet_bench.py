@@ -37,3 +37,30 @@ def test_supernet_fidelity_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert bench.main(["--smoke", "--out", str(tmp_path)]) == 0
     again = json.loads((tmp_path / "fidelity.json").read_text())
     assert {u["name"]: u["seconds"] for u in again["units"]} == before
+
+
+def test_supernet_fidelity_shards_merge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two --shard runs split the networks between them; the run without --shard merges them and measures nothing
+    again."""
+    torch.set_num_threads(1)
+    monkeypatch.chdir(ROOT)
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    bench = importlib.import_module("supernet_fidelity")
+    for k in (0, 1):
+        assert bench.main(["--smoke", "--out", str(tmp_path), "--shard", f"{k}/2"]) == 0
+    shards = [json.loads((tmp_path / f"fidelity.shard-{k}-of-2.json").read_text()) for k in (0, 1)]
+    assert shards[0] and shards[1] and not set(shards[0]) & set(shards[1])
+    assert not (tmp_path / "fidelity.png").exists()
+    assert bench.main(["--smoke", "--out", str(tmp_path)]) == 0
+    units = json.loads((tmp_path / "fidelity.json").read_text())["units"]
+    measured = {**shards[0], **shards[1]}
+    assert {u["name"] for u in units} == set(measured)
+    assert all(u["seconds"] == measured[u["name"]]["seconds"] for u in units)
+
+
+def test_visiting_order_spreads_any_prefix() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    bench = importlib.import_module("supernet_fidelity")
+    order = bench.visiting_order(45)
+    assert sorted(order) == list(range(45))
+    assert order[:4] == [0, 32, 16, 8] and max(order[:8]) >= 40
