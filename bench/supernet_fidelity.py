@@ -43,11 +43,14 @@ from nas.latency import load_table, predict
 from nas.latency.validate import kendall_tau
 from nas.model import build
 from nas.space import load_space
+from nas.supernet.predictor import PREDICTOR
 
 # The stand-alone reference recipe: the project's training recipe (SGD + Nesterov, warm-up + cosine, label
 # smoothing, crop + flip), the same for every architecture.
 STANDALONE = TrainConfig(epochs=5, batch_size=128, lr=0.1)
 ESTIMATORS = ("flops", "synflow", "naswot", "supernet", "proxy")
+# The supernet's accuracy predictor (`nas supernet predictor DIR`), a column of its own where DIR holds one.
+OPTIONAL = ("predictor",)
 STANDALONE_KEYS = ("standalone_val", "standalone_test")
 
 
@@ -129,7 +132,7 @@ def fidelity_table(units: list[dict[str, Any]], boot: int) -> dict[str, Any]:
     for group in ("spread", "band"):
         rows = [u for u in units if u["group"] == group and "standalone_test" in u]
         table[group] = {}
-        for est in ESTIMATORS:
+        for est in (*ESTIMATORS, *OPTIONAL):
             pairs = [(u[est], u["standalone_test"]) for u in rows if u.get(est) is not None]
             if len(pairs) < 3:
                 continue
@@ -182,6 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         if not (Path(supernet) / "checkpoint.pt").exists():
             train_supernet(space, data, supernet, SupernetConfig(epochs=2, batch_size=16, max_steps=1,
                                                                  calib_images=32), data_spec=args.data)
+            from nas.supernet.predictor import fit_predictor
+
+            reader = build_evaluator(f"supernet:{supernet}", data, space=space, seed=args.seed)
+            fit_predictor(supernet, reader, samples=10, seed=args.seed)
     if not supernet:
         p.error("--supernet DIR is required (train one with `nas supernet train`)")
 
@@ -243,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
 
     estimators = {
         "supernet": build_evaluator(f"supernet:{supernet}", data, space=space, seed=args.seed),
+        **({"predictor": build_evaluator(f"supernet-predictor:{supernet}", data, space=space, seed=args.seed)}
+           if (Path(supernet) / PREDICTOR).is_file() else {}),
         "proxy": build_evaluator("train", data, seed=args.seed, options={"max_steps": max_steps} if max_steps else {}),
         "synflow": build_evaluator("zero-cost", data, seed=args.seed, options={"score": "synflow"}),
         "naswot": build_evaluator("zero-cost", data, seed=args.seed, options={"score": "naswot"}),
@@ -252,13 +261,13 @@ def main(argv: list[str] | None = None) -> int:
         if shard_path is None:
             save()
             return
-        shard_done[u["name"]] = {k: u[k] for k in (*ESTIMATORS, *STANDALONE_KEYS, "seconds") if k in u}
+        shard_done[u["name"]] = {k: u[k] for k in (*ESTIMATORS, *OPTIONAL, *STANDALONE_KEYS, "seconds") if k in u}
         ec.save(out, shard_path.stem, shard_done)
 
     # Unit by unit, every estimator and then the stand-alone training: a run stopped part-way leaves whole rows.
     for u in mine:
         arch = arch_of(u)
-        for est in ESTIMATORS:
+        for est in (*ESTIMATORS, *(e for e in OPTIONAL if e in estimators)):
             if est in u:
                 continue
             t0 = time.perf_counter()
@@ -298,8 +307,9 @@ def plot(units: list[dict[str, Any]], path: Path) -> None:
     if not rows:
         return
     plt = ec.pyplot()
-    fig, axes = plt.subplots(1, len(ESTIMATORS), figsize=(4 * len(ESTIMATORS), 3.6))
-    for ax, est in zip(axes, ESTIMATORS, strict=True):
+    shown = [e for e in (*ESTIMATORS, *OPTIONAL) if any(u.get(e) is not None for u in rows)]
+    fig, axes = plt.subplots(1, len(shown), figsize=(4 * len(shown), 3.6))
+    for ax, est in zip(axes, shown, strict=True):
         for group, colour in (("spread", "tab:blue"), ("band", "tab:orange")):
             pts = [(u[est], u["standalone_test"]) for u in rows if u["group"] == group and u.get(est) is not None]
             if pts:

@@ -26,10 +26,10 @@ def test_supernet_fidelity_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     units = result["units"]
     assert [u["group"] for u in units].count("spread") == 3
     for u in units:
-        assert {"supernet", "proxy", "synflow", "naswot", "flops", "standalone_test"} <= set(u)
+        assert {"supernet", "predictor", "proxy", "synflow", "naswot", "flops", "standalone_test"} <= set(u)
         assert 0 <= u["supernet"] <= 1 and u["flops"] > 0
     spread = result["kendall_tau"]["spread"]
-    assert set(spread) == {"supernet", "proxy", "synflow", "naswot", "flops"}
+    assert set(spread) == {"supernet", "proxy", "synflow", "naswot", "flops", "predictor"}
     assert all(v["n"] == 3 and len(v["ci95"]) == 2 for v in spread.values())
     assert (tmp_path / "fidelity.png").read_bytes()[:4] == b"\x89PNG"
     # A rerun finds every unit done and trains nothing again.
