@@ -27,6 +27,7 @@ from typing import Any
 from evidence_common import Stopwatch, mean_std, out_dir, provenance, pyplot, save, save_figure
 
 SAMPLERS = ("tpe", "nsga2", "pg", "random")
+EVALUATOR_NOTE = {"zero-cost": "zero-cost (SynFlow, squashed): a proxy score, not an accuracy"}
 
 
 def curve(records: list[Any]) -> dict[str, list[float]]:
@@ -53,7 +54,7 @@ def run_one(args: argparse.Namespace, sampler: str, seed: int, out: Path) -> dic
         target_latency=args.target,
         device=args.device,
         data=args.data,
-        evaluator="zero-cost",
+        evaluator=args.evaluator,
         sampler=sampler,
         trials=args.trials,
         time_budget_s=None,
@@ -111,7 +112,8 @@ def plot(result: dict[str, Any], path: Path) -> Path:
         ax.plot(x, mean, label=f"{sampler} ({len(curves)} seeds)")
         ax.fill_between(x, mean - std, mean + std, alpha=0.2)
     ax.set_xlabel("evaluated trials")
-    ax.set_ylabel("best reward so far (zero-cost score · latency term)")
+    score = "zero-cost score" if result["settings"].get("evaluator", "zero-cost") == "zero-cost" else "accuracy"
+    ax.set_ylabel(f"best reward so far ({score} · latency term)")
     title = f"search efficiency, {result['settings']['device']} {result['settings']['target']}, mean ± std"
     ax.set_title(title + (" — SMOKE" if result["smoke"] else ""), fontsize=9)
     ax.legend(fontsize=8)
@@ -128,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--samplers", nargs="+", default=list(SAMPLERS), choices=(*SAMPLERS, "evolution"))
     p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 per sampler (≥ 5 for issue 6)")
     p.add_argument("--trials", type=int, default=200, help="evaluated trials per run")
+    p.add_argument("--evaluator", default="zero-cost",
+                   help="the search's evaluator (default zero-cost; e.g. supernet-predictor:DIR, with --data the "
+                        "supernet's)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code path, figures mean nothing")
     args = p.parse_args(argv)
     if args.smoke:
@@ -136,11 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     from nas.io import read_json
 
     previous = read_json(out / "efficiency.json", "results") if (out / "efficiency.json").exists() else {}
-    same = previous.get("smoke") == args.smoke and previous.get("settings", {}).get("trials") == args.trials
+    settings = previous.get("settings", {})
+    same = (previous.get("smoke") == args.smoke and settings.get("trials") == args.trials
+            and settings.get("evaluator", "zero-cost") == args.evaluator)
     result: dict[str, Any] = {
         **provenance(args.smoke),
         "settings": vars(args).copy(),
-        "evaluator": "zero-cost (SynFlow, squashed): a proxy score, not an accuracy",
+        "evaluator": EVALUATOR_NOTE.get(args.evaluator, args.evaluator),
         "samplers": args.samplers,
         "runs": previous.get("runs", {}) if same else {},
     }
@@ -154,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
             result["runs"][key] = run_one(args, sampler, seed, out)
             clock.add(f"runs {sampler}", time.perf_counter() - t0)
             save(out, "efficiency", result)
-    checkpoints = sorted({n for n in (1, 5, 10, 20, 50, 100, 150, 200, 300, 500) if n <= args.trials} | {args.trials})
+    marks = (1, 5, 10, 20, 50, 100, 150, 200, 300, 500, 1000)
+    checkpoints = sorted({n for n in marks if n <= args.trials} | {args.trials})
     result["summary"] = {
         s: aggregate([r for r in result["runs"].values() if r["sampler"] == s], checkpoints)
         for s in args.samplers
