@@ -12,7 +12,9 @@
    difference in points, the goal (≥ +1.5 at 25%, ≥ −0.5 at 50%), and wall times.
 
 Resumable: the start (start.pt) and each finished (fraction, seed) are kept in evidence.json, and a killed
-NetAdapt run resumes; rerun the same command. Hours at full size (docs/netadapt.md has the estimate):
+NetAdapt run resumes; rerun the same command. Processes may share one `--out` (e.g. one per core, each with its
+own `--fractions`/`--seeds`): the start is trained once under a lock, and each finished run is merged into
+evidence.json under it. Hours at full size (docs/netadapt.md has the estimate):
 
     python bench/netadapt_evidence.py
     python bench/netadapt_evidence.py --smoke --out DIR          # tiny sizes, seconds; figures meaningless
@@ -21,6 +23,8 @@ NetAdapt run resumes; rerun the same command. Hours at full size (docs/netadapt.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import json
 import math
 import statistics
@@ -207,17 +211,38 @@ def summarise(runs: dict[str, Any], fractions: list[float]) -> list[dict[str, An
     return rows
 
 
+@contextlib.contextmanager
+def locked(out: Path):
+    """Exclusive hold on `out` among processes sharing it (flock: released if the holder dies)."""
+    with open(out / ".evidence.lock", "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def read_report(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+# Which runs a process takes is not a setting of the evidence: processes sharing an --out split them.
+SELECTION = ("out", "plan", "fractions", "seeds")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.smoke:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.smoke:  # tiny sizes, except where the command line names a value
         for key, value in SMOKE.items():
-            setattr(args, key, value)
+            if getattr(args, key) == parser.get_default(key):
+                setattr(args, key, value)
     torch.set_num_threads(1)
     out = writable_dir(args.out)
     t0 = time.perf_counter()
-    settings = {k: v for k, v in vars(args).items() if k not in ("out", "plan")}
+    settings = {k: v for k, v in vars(args).items() if k not in SELECTION}
     path = out / "evidence.json"
-    report = json.loads(path.read_text()) if path.exists() else None
+    report = read_report(path)
     if report is not None and report.get("settings") != settings and not args.plan:
         raise SystemExit(f"{path} was made with other settings; use another --out")
     report = report or {**provenance(args.smoke), "settings": settings, "runs": {}, "wall_s": {}}
@@ -233,31 +258,48 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     start_path = out / "start.pt"
-    net = build(start)
-    if start_path.exists():
-        net.load_state_dict(torch.load(start_path, map_location="cpu", weights_only=True))
-    else:
-        torch.manual_seed(0)
+    with locked(out):  # one process trains the start; the others wait for it and load it
+        report = read_report(path) or report
         net = build(start)
-        t = time.perf_counter()
-        train(net, data, TrainConfig(epochs=args.start_epochs, lr=args.start_lr, batch_size=args.batch_size, seed=0))
-        seconds = time.perf_counter() - t
-        report["start"] = {
-            "latency_ms": l0,
-            "epochs": args.start_epochs,
-            "wall_s": round(seconds, 1),
-            "seconds_per_epoch": round(seconds / args.start_epochs, 2),
-            "val_top1": evaluate(net, data.val),
-            "test_top1": evaluate(net, data.test),
-        }
-        state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        atomic_write(start_path, lambda tmp: torch.save(state, tmp))
-        save(out, "evidence", report)
+        if start_path.exists():
+            net.load_state_dict(torch.load(start_path, map_location="cpu", weights_only=True))
+        else:
+            torch.manual_seed(0)
+            net = build(start)
+            t = time.perf_counter()
+            train(net, data, TrainConfig(epochs=args.start_epochs, lr=args.start_lr, batch_size=args.batch_size,
+                                         seed=0))  # fmt: skip
+            seconds = time.perf_counter() - t
+            report["start"] = {
+                "latency_ms": l0,
+                "epochs": args.start_epochs,
+                "wall_s": round(seconds, 1),
+                "seconds_per_epoch": round(seconds / args.start_epochs, 2),
+                "val_top1": evaluate(net, data.val),
+                "test_top1": evaluate(net, data.test),
+            }
+            state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            atomic_write(start_path, lambda tmp: torch.save(state, tmp))
+            save(out, "evidence", report)
+
+    def record(key: str, run: dict[str, Any] | None = None, wall_s: float | None = None) -> None:
+        """Merge this process's finished run (or its wall time) into what the file holds now: another process
+        may have added runs since."""
+        nonlocal report
+        with locked(out):
+            report = read_report(path) or report
+            if run is not None:
+                report["runs"][key] = run
+            if wall_s is not None:
+                report["wall_s"][key] = wall_s
+            report["summary"] = summarise(report["runs"], sorted({r["fraction"] for r in report["runs"].values()},
+                                                                 reverse=True))  # fmt: skip
+            save(out, "evidence", report)
 
     for fraction in args.fractions:
         for seed in args.seeds:
             key = f"fraction{fraction:g}-seed{seed}"
-            if key in report["runs"]:
+            if key in (read_report(path) or report)["runs"]:
                 continue
             config = NetAdaptConfig(
                 target_ms=fraction * l0, step=args.step, score=args.score, short_steps=args.short_steps,
@@ -274,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             base, base_arch = uniform_from(start, net, target_arch)
             train(base, data, TrainConfig(epochs=lineage / steps_per_epoch, lr=0.05, batch_size=args.batch_size,
                                           seed=seed))  # fmt: skip
-            report["runs"][key] = {
+            record(key, {
                 "fraction": fraction,
                 "seed": seed,
                 "target_ms": fraction * l0,
@@ -285,12 +327,9 @@ def main(argv: list[str] | None = None) -> int:
                             "params": base_arch.params,
                             "test_top1": evaluate(base, data.test), "val_top1": evaluate(base, data.val),
                             "wall_s": round(time.perf_counter() - t, 1)},
-            }  # fmt: skip
-            report["summary"] = summarise(report["runs"], args.fractions)
-            save(out, "evidence", report)
-    report["summary"] = summarise(report["runs"], args.fractions)
-    report["wall_s"]["total (this invocation)"] = round(time.perf_counter() - t0, 1)
-    save(out, "evidence", report)
+            })  # fmt: skip
+    invocation = f"total (fractions {' '.join(map(str, args.fractions))}, seeds {' '.join(map(str, args.seeds))})"
+    record(invocation, wall_s=round(time.perf_counter() - t0, 1))
     for row in report["summary"]:
         d = row["difference_points"]
         print(f"{row['fraction']:.0%}: NetAdapt {row['netadapt_test_top1']['mean']:.1f} vs uniform "

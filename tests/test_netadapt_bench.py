@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,3 +48,18 @@ def test_evidence_smoke(tmp_path):
     for run in report["runs"].values():
         assert run["sgd_steps"] > 0 and 0 <= run["netadapt"]["test_top1"] <= 1 and 0 <= run["uniform"]["test_top1"] <= 1
     assert (tmp_path / "start.pt").is_file()
+
+
+def test_evidence_processes_share_one_out(tmp_path):
+    """Two processes with one --out, one seed each, side by side: the start is trained once, both runs land."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, str(ROOT / "bench" / "netadapt_evidence.py"), "--smoke", "--out", str(tmp_path)]
+    procs = [subprocess.Popen([*cmd, "--seeds", str(seed)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for seed in (0, 1)]  # fmt: skip
+    for proc in procs:
+        output = proc.communicate(timeout=600)[0]
+        assert proc.returncode == 0, output
+    report = json.loads((tmp_path / "evidence.json").read_text())
+    assert set(report["runs"]) == {"fraction0.9-seed0", "fraction0.9-seed1"}
+    assert report["summary"][0]["seeds"] == 2 and "start" in report
+    assert sum(key.startswith("total (") for key in report["wall_s"]) == 2
