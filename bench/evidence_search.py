@@ -381,7 +381,8 @@ def summarise(cell: dict[str, Any], trainings: dict[str, Any]) -> None:
         elif net.get("training") in trainings:
             net["test_top1"] = trainings[net["training"]]["test_top1"]
     nets = cell["networks"]
-    scored = {k: nets[k]["test_top1"] for k in BASELINES if nets.get(k, {}).get("test_top1", {}).get("mean")}
+    scored = {k: nets[k]["test_top1"] for k in BASELINES if k in nets and nets[k].get("test_top1", {}).get("mean")
+              is not None}
     cell["margins"] = {}
     if not scored:
         return
@@ -408,8 +409,8 @@ def phase_sums(result: dict[str, Any]) -> dict[str, float]:
     trainings = result["trainings"].values()
     cpu = result["tables"].get("cpu", {})
     sums = {
-        "cpu table build": cpu.get("build", {}).get("wall_s", 0.0),
-        "cpu table validate": cpu.get("validate", {}).get("wall_s", 0.0),
+        "cpu table build (wall)": cpu.get("build", {}).get("wall_s", 0.0),
+        "cpu table validate (wall)": cpu.get("validate", {}).get("wall_s", 0.0),
         "supernet searches (sum)": sum(c["searches"].get("supernet", {}).get("wall_s") or 0.0 for c in cells_),
         "proxy searches (sum)": sum(c["searches"].get("proxy", {}).get("wall_s") or 0.0 for c in cells_),
         "baseline widths, timing missing ops (sum)": sum(
@@ -479,6 +480,8 @@ def plan(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     rng = random.Random(0)
     pool = [space.random_choices(rng) for _ in range(300)]
     deploy = [(predict(space.arch(c, resolution=224, num_classes=1000), table).latency_ms, c) for c in pool]
+    spe = max(1, len(data.train) // 128)
+    steps = min(args.plan_steps, spe)
 
     def timed(arch: Any) -> dict[str, float]:
         arch = arch.replace(resolution=data.image_size, num_classes=data.num_classes)
@@ -489,10 +492,9 @@ def plan(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         evaluate(model, data.val)
         val_s, val_cpu = time.perf_counter() - t0, time.process_time() - c0
         t0, c0 = time.perf_counter(), time.process_time()
-        train(model, data, TrainConfig(epochs=1, batch_size=128, max_steps=args.plan_steps))  # ends with a val eval
+        train(model, data, TrainConfig(epochs=1, batch_size=128, max_steps=steps))  # ends with one val eval
         wall, cpu = time.perf_counter() - t0 - val_s, time.process_time() - c0 - val_cpu
-        return {"step_s": wall / args.plan_steps, "step_cpu_s": cpu / args.plan_steps, "val_s": val_s,
-                "val_cpu_s": val_cpu}
+        return {"step_s": wall / steps, "step_cpu_s": cpu / steps, "val_s": val_s, "val_cpu_s": val_cpu}
 
     measured: dict[str, dict[str, dict[str, float]]] = {}
     for target in args.pixel_targets:
@@ -506,7 +508,6 @@ def plan(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         nets["space network"] = timed(space.arch(choices, resolution=224, num_classes=1000))
         measured[f"pixel-{target:g}ms"] = nets
     smallest = min(args.pixel_targets)
-    spe = len(data.train) // 128
     test_per_val = len(data.test) / len(data.val)
     copied = args.lr_epochs == args.epochs
 
