@@ -245,9 +245,14 @@ def search2(r: dict[str, Any]) -> str:
     cpu = r.get("tables", {}).get("cpu")
     if cpu and "validate" in cpu:
         v = cpu["validate"]
-        out.append(f"\nCPU table built here: {cpu['build']['ops']} ops in {cpu['build']['wall_s']:.0f} s; validated on "
-                   f"{v.get('samples')} networks in {v['wall_s']:.0f} s: MAPE {pct(v.get('mape'))}, Kendall τ "
-                   f"{v.get('kendall_tau')}, within ±10% {pct(v.get('within_10pct'), 0)}.")
+        b = cpu["build"]
+        made = (f"copied from {b['copied_from']} (smoke)" if "copied_from" in b
+                else f"built here: {b['ops']} ops in {b['wall_s']:.0f} s")
+        saved = v.get("correction_saved")
+        out.append(f"\nCPU table {made}; validated on {v.get('samples')} networks in {v['wall_s']:.0f} s: MAPE "
+                   f"{pct(v.get('mape'))} ({v.get('reported')}), Kendall τ {v.get('kendall_tau')}, within ±10% "
+                   f"{pct(v.get('within_10pct'), 0)}; timed under load: {v['load']['timed_under_load']}; correction "
+                   f"{'saved into it' if saved else 'not saved (predictions use the plain sum)'}.")
     phases = [[k, f"{v:.0f} s"] for k, v in r["wall_s"].items()]
     loads = [f"{i['load_average_at_start']} → {i.get('load_average_at_end', '(killed)')}" for i in r["invocations"]]
     out.append("\n" + table(["phase (sum: seconds of one core, summed over jobs)", "time"], phases))

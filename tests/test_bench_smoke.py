@@ -155,6 +155,27 @@ def test_evidence_search_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert len(again["invocations"]) == 2 and again["invocations"][1]["wall_s"]["total"] < 30
 
 
+@pytest.mark.slow
+def test_evidence_search_cpu_cell_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cpu cell: its table validated and recorded, the baselines' missing ops timed into the table in the
+    output directory, never into latency_tables/ (a few minutes: the ops are timed with the table's protocol)."""
+    before = (ROOT / "latency_tables" / "cpu.json").read_bytes()
+    monkeypatch.setattr(sys, "argv", ["evidence_search.py", "--smoke", "--devices", "cpu"])
+    bench = script("evidence_search")
+    assert bench.main(["--smoke", "--devices", "cpu", "--out", str(tmp_path)]) == 0
+    result = read(tmp_path / "results.json")
+    table = result["tables"]["cpu"]
+    assert table["path"] == str((tmp_path / "cpu-table.json").resolve())
+    assert table["validate"]["samples"] >= 2 and table["validate"]["table"] == table["path"]
+    cell = result["cells"]["cpu-4.5ms"]
+    assert cell["searches"]["supernet"]["config"]["device"] == table["path"]
+    assert sum(cell["networks"][f]["ops_timed"] for f in bench.BASELINES) > 0
+    assert all(cell["networks"][f]["latency_ms"] <= cell["networks"]["supernet"]["latency_ms"] for f in bench.BASELINES)
+    assert set(cell["margins"]) == set(bench.SEARCHED)
+    assert "CPU table copied from latency_tables/cpu.json (smoke)" in report().search2(result)
+    assert (ROOT / "latency_tables" / "cpu.json").read_bytes() == before
+
+
 def test_evidence_search_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--plan times a few steps and adds the phases up (smoke data, one step per network)."""
     monkeypatch.setattr(sys, "argv", ["evidence_search.py", "--plan", "--smoke"])
