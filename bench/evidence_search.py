@@ -19,6 +19,10 @@ epochs at that rate; test top-1 (all test images, read only after training) mean
 and (b) each ≥ 2 points above the best baseline of the cell; the margin's standard error is that of a difference
 of two independent means.
 
+The defaults (3 epochs per seed, the learning rate chosen after 1-epoch runs, 2 fine-tune epochs, 5-minute proxy
+searches, 3 seeds) are what `--plan` finds to fit the issue's budget for this item on a 2-core machine: the
+lr-selection runs are shorter than the final ones for that reason (`nas.training.train_source`'s `lr_epochs`).
+
 Resumable: searches, trainings (one `train_source` directory per architecture, resumed epoch by epoch) and
 fine-tunes are kept under `--out`; a rerun continues. `--jobs` worker processes of one thread each.
 `--plan` times a few training steps of representative networks here and prints the estimated wall time of the
@@ -308,7 +312,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lr-epochs", type=int, default=1, help="each run of the learning-rate selection")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--finetune-epochs", type=int, default=2, help="(a): fine-tuning after extraction, per seed")
-    p.add_argument("--jobs", type=int, default=2, help="worker processes, one thread each")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes, one thread each (default 2; --smoke 1)")
     p.add_argument("--plan", action="store_true", help="estimate the full run's wall time from a few timed steps")
     p.add_argument("--plan-steps", type=int, default=8, help="--plan: training steps timed per network")
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code path, figures mean nothing")
@@ -318,7 +322,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.data, args.devices, args.pixel_targets = SMOKE_DATA, args.devices or ["pixel"], [50.0]
         args.validate_samples = 5
         args.epochs = args.lr_epochs = args.finetune_epochs = 1
-        args.seeds, args.search_trials, args.proxy_trials, args.jobs = 2, 2, 2, 1
+        args.seeds, args.search_trials, args.proxy_trials = 2, 2, 2
+    args.jobs = args.jobs or (1 if args.smoke else 2)
     return args
 
 

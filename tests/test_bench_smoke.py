@@ -291,6 +291,10 @@ def test_evidence_report_updates_only_between_markers(tmp_path: Path) -> None:
     text = doc.read_text()
     assert "old" not in text and all(p in text for p in prose)
     assert text.count("not yet run") == len(names) - 1 and "| what | wall time |" in text
+    # A page without the markers of a report not yet run is updated all the same (round 2 before it ran).
+    doc.write_text("<!-- evidence_report:cost -->\nold\n<!-- /evidence_report:cost -->")
+    assert report().main(["--results", str(tmp_path / "none"), "--update", str(doc)]) == 0
+    assert "| what | wall time |" in doc.read_text()
     doc.write_text("no markers here")
     with pytest.raises(SystemExit, match="markers"):
         report().main(["--results", str(tmp_path), "--update", str(doc)])
