@@ -198,13 +198,13 @@ def search2(r: dict[str, Any]) -> str:
         device = cell["device"] + (" (estimated)" if cell["table_kind"] != "measured" else " (built here)")
         margins = cell.get("margins", {})
         if not cell["networks"]:
-            rows.append([device, f"{cell['target_ms']:g} ms", "search found nothing", *[""] * 5])
+            rows.append([device, f"{cell['target_ms']:g} ms", "search found nothing", *[""] * 6])
         for name, label in SEARCH2_NAMES.items():
             net = cell["networks"].get(name)
             if net is None:
                 continue
             if net.get("arch") is None:
-                rows.append([device, f"{cell['target_ms']:g} ms", label, "unreachable", *[""] * 4])
+                rows.append([device, f"{cell['target_ms']:g} ms", label, "unreachable", *[""] * 5])
                 continue
             width = f"×{net['width']:.2f}" if "width" in net else "searched"
             train = trainings.get(net.get("training"), {})

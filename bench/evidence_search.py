@@ -477,7 +477,7 @@ def plot(result: dict[str, Any], path: Path) -> Path:
 # ---------------------------------------------------------------------------------------------- plan
 
 
-def plan(args: argparse.Namespace, out: Path) -> dict[str, Any]:
+def plan(args: argparse.Namespace) -> dict[str, Any]:
     """Time `--plan-steps` training steps (one thread) of each cell's kinds of network and estimate the full run.
     Representative networks: per pixel target, the four baselines at their width for that target and the
     space's network predicted nearest to it; the cpu cell counts as the smallest pixel cell."""
@@ -625,19 +625,29 @@ def main(argv: list[str] | None = None) -> int:
     from nas.latency import load_table
 
     if args.plan:
-        p = plan(args, out)
+        p = plan(args)
         save(out, "plan", p)
         print_plan(p)
         return 0
+
+    supernet = args.supernet
+    if args.smoke:
+        supernet = smoke_supernet(args, out)
+    elif not (Path(supernet) / "checkpoint.pt").is_file():
+        raise SystemExit(f"--supernet {supernet} holds no trained supernet (no checkpoint.pt): pass the directory of "
+                         "one trained on --data (`nas supernet train`)")
+    supernet = str(Path(supernet).resolve())
 
     results_path = out / "results.json"
     previous = read_json(results_path, "results") if results_path.exists() else {}
     if previous.get("smoke", args.smoke) != args.smoke:
         previous = {}  # never mix smoke and full-size units
     elif previous and (previous.get("settings", {}).get("data") != args.data
-                       or previous.get("recipe") != recipe_record(args)):
-        raise SystemExit(f"{results_path} holds results of another data set or recipe; rerun with their settings "
-                         "(see its settings and recipe), or choose another --out")
+                       or previous.get("recipe") != recipe_record(args)
+                       or previous.get("supernet") != supernet
+                       or previous.get("settings", {}).get("evaluator") != args.evaluator):
+        raise SystemExit(f"{results_path} holds results of another data set, recipe or supernet; rerun with their "
+                         "settings (see its settings, recipe and supernet), or choose another --out")
     result: dict[str, Any] = {
         **provenance(args.smoke),
         "round": ROUND,
@@ -657,13 +667,6 @@ def main(argv: list[str] | None = None) -> int:
         result["wall_s"] = phase_sums(result)
         save(out, "results", result)
 
-    supernet = args.supernet
-    if args.smoke:
-        supernet = smoke_supernet(args, out)
-    elif not (Path(supernet) / "checkpoint.pt").is_file():
-        raise SystemExit(f"--supernet {supernet} holds no trained supernet (no checkpoint.pt): pass the directory of "
-                         "one trained on --data (`nas supernet train`)")
-    supernet = str(Path(supernet).resolve())
     result["supernet"] = supernet
 
     # 1. tables (alone on the machine: the cpu table's build and validation time ops here)
