@@ -155,6 +155,33 @@ def test_evidence_search_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert len(again["invocations"]) == 2 and again["invocations"][1]["wall_s"]["total"] < 30
 
 
+def test_evidence_search_margins_over_the_best_baseline() -> None:
+    """(a) from its fine-tune seeds, the others from their trainings; margin ± SE of a difference of means."""
+    bench = script("evidence_search")
+
+    def stats(mean: float, se: float | None, n: int = 3) -> dict:
+        return {"mean": mean, "se": se, "n": n, "values": []}
+
+    trainings = {"b": {"test_top1": stats(0.60, 0.01)}, "c": {"test_top1": stats(0.50, 0.02)},
+                 "v2": {"test_top1": stats(0.55, 0.004)}, "v3": {"test_top1": stats(0.58, 0.003)},
+                 "small": {"test_top1": stats(0.59, None, 1)}}
+    cell = {"networks": {
+        "supernet": {"runs": {"0": {"test_top1": 0.62}, "1": {"test_top1": 0.64}, "2": {"test_top1": 0.60}}},
+        "scratch": {"training": "b"}, "proxy": {"training": "c"},
+        "mobilenet_v2": {"training": "v2"}, "mobilenet_v3_large": {"training": "v3"},
+        "mobilenet_v3_small": {"training": "small"}, "mnasnet_a1": {"arch": None, "reachable": False},
+    }}
+    bench.summarise(cell, trainings)
+    m = cell["margins"]
+    assert {k: v["best_baseline"] for k, v in m.items()} == dict.fromkeys(bench.SEARCHED, "mobilenet_v3_small")
+    assert math.isclose(cell["networks"]["supernet"]["test_top1"]["mean"], 0.62)
+    assert math.isclose(cell["networks"]["supernet"]["test_top1"]["se"], 0.02 / math.sqrt(3))
+    assert m["supernet"]["points"] == 3.0 and m["supernet"]["se_points"] == round(2 / math.sqrt(3), 2)
+    assert m["supernet"]["goal_met"] is True
+    assert m["scratch"]["points"] == 1.0 and m["scratch"]["se_points"] == 1.0 and m["scratch"]["goal_met"] is False
+    assert m["proxy"]["points"] == -9.0 and m["proxy"]["goal_met"] is None  # (c) has no goal
+
+
 @pytest.mark.slow
 def test_evidence_search_cpu_cell_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The cpu cell: its table validated and recorded, the baselines' missing ops timed into the table in the
