@@ -305,7 +305,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pixel-targets", nargs="+", type=float, default=[80.0, 50.0], help="ms (pixel, estimated)")
     p.add_argument("--cpu-target", type=float, default=4.5, help="ms on the CPU table built here")
     p.add_argument("--validate-samples", type=int, default=50, help="random networks timed to validate that table")
-    p.add_argument("--allow-busy", action="store_true", help="build and validate the CPU table on a busy machine")
+    p.add_argument("--allow-busy", action="store_true",
+                   help="time the CPU table's ops, its validation and the baselines' missing ops even on a busy "
+                        "machine (recorded in the report; no latency correction is saved then)")
     p.add_argument("--proxy-minutes", type=float, default=5.0, help="(c)'s search: time budget of each")
     p.add_argument("--proxy-trials", type=int, default=40, help="(c)'s search: cap on evaluated trials")
     p.add_argument("--epochs", type=int, default=3, help="every from-scratch training, per seed")
