@@ -1,7 +1,7 @@
 """Issue 6, a check on item 2: how much does the one shared training recipe's learning rate decide the ranking?
 
 Trains MobileNetV2 1.0, MobileNetV3-Large 1.0 and, when item 2 has run, its searched pixel-80ms network, with
-the item-2 recipe (`evidence_search.train_one`: 15 epochs at 32×32, batch 128, SGD cosine, crop+flip, residuals
+the item-2 recipe of round 1 (`train_one`: 15 epochs at 32×32, batch 128, SGD cosine, crop+flip, residuals
 zero-initialised) at several peak learning rates, one seed. Test top-1 per network and rate.
 
 Full size (9 trainings of 15 epochs, two at a time: about 6 min on the 2-core VM):
@@ -15,12 +15,49 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from evidence_common import Stopwatch, out_dir, provenance, save
-from evidence_search import train_one
+
+_WORKER_DATA: dict[str, Any] = {}
+
+
+def train_one(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one network with item 2's round-1 recipe (one TrainConfig for every network) and return its top-1;
+    runs inline or in a worker process."""
+    import torch
+
+    from nas.accuracy import TrainConfig, evaluate, load_data, train
+    from nas.accuracy.evaluator import zero_init_residuals
+    from nas.arch import Arch
+    from nas.model import build
+
+    torch.set_num_threads(1)
+    if job["data"] not in _WORKER_DATA:
+        _WORKER_DATA.clear()
+        _WORKER_DATA[job["data"]] = load_data(job["data"], seed=0)
+    data = _WORKER_DATA[job["data"]]
+    arch = Arch.from_dict(job["arch"]).replace(resolution=data.image_size, num_classes=data.num_classes)
+    torch.manual_seed(job["seed"])
+    model = build(arch)
+    zero_init_residuals(model)
+    cfg = TrainConfig(**job["recipe"], seed=job["seed"])
+    started = time.perf_counter()
+    result = train(model, data, cfg)
+    return {
+        "key": job["key"],
+        "seed": job["seed"],
+        "val_top1": round(evaluate(model, data.val), 5),
+        "test_top1": round(evaluate(model, data.test), 5),
+        "steps": getattr(result, "steps", None),
+        "params": arch.params,
+        "wall_s": round(time.perf_counter() - started, 2),
+    }
+
+
 
 
 def networks(searched_from: Path, cell: str) -> dict[str, dict[str, Any]]:

@@ -62,9 +62,10 @@ def extract_subnet(
     finetune_epochs: float = 0,
     data: str | DataSplits | None = None,
     trial: int | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Cut subnet SOURCE out of the supernet in `directory` into `out` (see the module docstring); returns what
-    history.json holds."""
+    history.json holds. `seed` sets the fine-tuning's batch order and augmentation (default: the supernet's)."""
     run = load_run(directory)
     arch = subnet_arch(run, source, trial)
     out_dir = writable_dir(out)
@@ -86,10 +87,11 @@ def extract_subnet(
         "finetune_epochs": finetune_epochs,
     }
     if finetune_epochs > 0:
-        cfg = TrainConfig(**{**FINETUNE.__dict__, "epochs": finetune_epochs, "seed": run.config.seed})
+        cfg = TrainConfig(**{**FINETUNE.__dict__, "epochs": finetune_epochs,
+                             "seed": run.config.seed if seed is None else seed})
         result = train(model, splits, cfg)
         record["finetuned_val_top1"] = result.accuracy
-        record["finetune"] = {"lr": cfg.lr, "batch_size": cfg.batch_size, "seconds": round(result.seconds, 1),
+        record["finetune"] = {"lr": cfg.lr, "batch_size": cfg.batch_size, "seed": cfg.seed, "seconds": round(result.seconds, 1),
                               "history": [list(h) for h in result.history]}
     model.eval()
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
