@@ -91,8 +91,8 @@ def extract_subnet(
                              "seed": run.config.seed if seed is None else seed})
         result = train(model, splits, cfg)
         record["finetuned_val_top1"] = result.accuracy
-        record["finetune"] = {"lr": cfg.lr, "batch_size": cfg.batch_size, "seed": cfg.seed, "seconds": round(result.seconds, 1),
-                              "history": [list(h) for h in result.history]}
+        record["finetune"] = {"lr": cfg.lr, "batch_size": cfg.batch_size, "seed": cfg.seed,
+                              "seconds": round(result.seconds, 1), "history": [list(h) for h in result.history]}
     model.eval()
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     write_json(out_dir / NETADAPT_RESULT, arch.to_dict())
