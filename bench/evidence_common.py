@@ -89,3 +89,14 @@ def mean_std(values: list[float]) -> dict[str, Any]:
         "std": round(statistics.stdev(values), 5) if len(values) > 1 else None,
         "values": [round(v, 5) for v in values],
     }
+
+
+def smoke_supernet(directory: Path, space: Any, data: Any, data_spec: str) -> str:
+    """A tiny supernet of `space` trained on smoke data in `directory` (once; a rerun reuses it), for the --smoke
+    runs of the benches that read one: the code path of a supernet, none of its meaning."""
+    from nas.supernet.train import SupernetConfig, train_supernet
+
+    if not (directory / "checkpoint.pt").exists():
+        config = SupernetConfig(epochs=2, batch_size=16, max_steps=1, calib_images=32)
+        train_supernet(space, data, directory, config, data_spec=data_spec)
+    return str(directory)

@@ -50,7 +50,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evidence_common import Stopwatch, out_dir, provenance, pyplot, save, save_figure
+from evidence_common import Stopwatch, out_dir, provenance, pyplot, save, save_figure, smoke_supernet
 
 BASELINES = ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "mnasnet_a1")
 SEARCHED = ("supernet", "scratch", "proxy")  # (a), (b), (c)
@@ -321,7 +321,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.devices = args.devices or (["pixel"] if args.smoke else ["pixel", "cpu"])
     if args.smoke:
-        args.data, args.devices, args.pixel_targets = SMOKE_DATA, args.devices or ["pixel"], [50.0]
+        args.data, args.pixel_targets = SMOKE_DATA, [50.0]
         args.validate_samples = 5
         args.epochs = args.lr_epochs = args.finetune_epochs = 1
         args.seeds, args.search_trials, args.proxy_trials = 2, 2, 2
@@ -634,7 +634,9 @@ def main(argv: list[str] | None = None) -> int:
 
     supernet = args.supernet
     if args.smoke:
-        supernet = smoke_supernet(args, out)
+        from nas.space import load_space
+
+        supernet = smoke_supernet(out / "supernet", load_space("mobilenetv3"), _data(args.data), args.data)
     elif not (Path(supernet) / "checkpoint.pt").is_file():
         raise SystemExit(f"--supernet {supernet} holds no trained supernet (no checkpoint.pt): pass the directory of "
                          "one trained on --data (`nas supernet train`)")
@@ -792,18 +794,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{key} {LABELS[name]}: {m['points']:+.2f} ± {m['se_points']:.2f} points over {m['best_baseline']}")
     print(f"wrote {results_path}")
     return 0
-
-
-def smoke_supernet(args: argparse.Namespace, out: Path) -> str:
-    """A tiny supernet trained on the smoke data (as bench/supernet_fidelity.py --smoke does)."""
-    from nas.space import load_space
-    from nas.supernet.train import SupernetConfig, train_supernet
-
-    directory = out / "supernet"
-    if not (directory / "checkpoint.pt").exists():
-        config = SupernetConfig(epochs=2, batch_size=16, max_steps=1, calib_images=32)
-        train_supernet(load_space("mobilenetv3"), _data(args.data), directory, config, data_spec=args.data)
-    return str(directory)
 
 
 if __name__ == "__main__":

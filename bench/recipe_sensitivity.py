@@ -58,8 +58,6 @@ def train_one(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-
-
 def networks(searched_from: Path, cell: str) -> dict[str, dict[str, Any]]:
     """The zoo families at width 1.0, plus item 2's searched network of `cell` where its results exist."""
     from nas import zoo

@@ -179,12 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     table = load_table(args.device)
     supernet = args.supernet
     if args.smoke and not supernet:
-        from nas.supernet.train import SupernetConfig, train_supernet
-
-        supernet = str(out / "supernet")
-        if not (Path(supernet) / "checkpoint.pt").exists():
-            train_supernet(space, data, supernet, SupernetConfig(epochs=2, batch_size=16, max_steps=1,
-                                                                 calib_images=32), data_spec=args.data)
+        supernet = ec.smoke_supernet(out / "supernet", space, data, args.data)
+        if not (Path(supernet) / PREDICTOR).is_file():
             from nas.supernet.predictor import fit_predictor
 
             reader = build_evaluator(f"supernet:{supernet}", data, space=space, seed=args.seed)
