@@ -156,6 +156,56 @@ def test_quietest_cpu_is_an_allowed_core():
     assert quietest_cpu(0.05) in os.sched_getaffinity(0)
 
 
+def test_a_timing_worker_serves_many_batches_in_one_process(tiny):
+    """NetAdapt keeps one worker for a whole run: later batches reuse the process, its figures match a fresh
+    worker's protocol, and a worker whose process died starts a new one on the next request."""
+    items = [{**item, "id": key} for key, item in sorted(tiny["items"].items())[:3]]
+    with measure_mod.TimingWorker(QUICK) as worker:
+        first = list(worker.request(items[:2]))
+        pid = worker.proc.pid
+        second = list(worker.request(items[2:]))
+        assert worker.proc.pid == pid and worker.cpu_s() > 0
+        assert [m["id"] for m in first + second] == [i["id"] for i in items]
+        assert all(len(m["repeats"]) == QUICK.min_repeats and len(m["repeats"][0]) == QUICK.runs for m in second)
+        worker.proc.kill()
+        worker.proc.wait()
+        again = list(worker.request(items[:1]))
+        assert worker.proc.pid != pid and again[0]["id"] == items[0]["id"]
+    assert worker.proc is None
+
+
+def test_a_worker_that_dies_mid_batch_is_reported(tiny):
+    items = [{**item, "id": key} for key, item in sorted(tiny["items"].items())[:1]]
+    with measure_mod.TimingWorker(QUICK) as worker:
+        with pytest.raises(RuntimeError, match="latency worker stopped after 0 of 1 items"):
+            for _ in worker.request([{**items[0], "kind": "no-such-kind"}], interleave={"passes": 2, "seed": 0}):
+                pass
+        assert worker.proc is None
+        assert [m["id"] for m in worker.request(items)] == [items[0]["id"]]  # the next request starts afresh
+
+
+def test_the_load_meter_counts_a_live_worker_as_ours(monkeypatch):
+    """A persistent worker is no waited-for child: its CPU time would otherwise count as another process's."""
+    tick = measure_mod.os.sysconf("SC_CLK_TCK")
+    seconds = {"worker": 0.0}
+
+    class Worker:
+        def cpu_s(self):
+            return seconds["worker"]
+
+    def measured(worker):
+        clock = iter([(0, 0), (1 * tick, 2 * tick)])  # 1 of 2 core-seconds busy
+        monkeypatch.setattr(measure_mod, "_cpu_times", lambda: next(clock))
+        monkeypatch.setattr(measure_mod, "_own_cpu_s", lambda resource: 0.0)
+        seconds["worker"] = 0.0
+        with measure_mod.LoadMeter(interval_s=0.01, worker=worker) as meter:
+            seconds["worker"] = 1.0  # the worker timed for that second
+        return meter.load.other_share
+
+    assert measured(Worker()) == 0.0
+    assert measured(None) == 0.5
+
+
 def test_adding_to_a_complete_table_reuses_it(tiny):
     _, summary = build_table(
         device="tiny", items=tiny["items"], out=tiny["out"], protocol=QUICK, progress=False, add=True, allow_busy=True

@@ -257,9 +257,9 @@ def test_proposals_on_a_table_that_times_what_it_lacks_are_the_exact_ones():
 
 
 @pytest.mark.slow
-def test_a_measured_table_is_timed_into_a_copy_in_the_run_directory(tmp_path):
+def test_a_measured_table_is_timed_into_a_copy_in_the_run_directory(tmp_path, monkeypatch):
     from nas.latency.build import arch_items, build_table
-    from nas.latency.measure import Protocol
+    from nas.latency.measure import Protocol, TimingWorker
     from nas.latency.table import load_table, predict
 
     arch = zoo.get("mobilenet_v2", width=0.5, resolution=96, num_classes=10)
@@ -272,7 +272,16 @@ def test_a_measured_table_is_timed_into_a_copy_in_the_run_directory(tmp_path):
         netadapt(arch, NetAdaptConfig(target_ms=0.9 * l0), table=str(table), data="synthetic:40,20")
     cfg = NetAdaptConfig(target_ms=0.9 * l0, step=0.1, score="adaptive-bn", bn_batches=1, long_epochs=0,
                          pretrain_epochs=0.1, batch_size=16)  # fmt: skip
+    started: list[int] = []
+    real_start = TimingWorker._start
+
+    def counted_start(self):
+        started.append(1)
+        return real_start(self)
+
+    monkeypatch.setattr(TimingWorker, "_start", counted_start)
     res = netadapt(arch, cfg, table=str(table), data="synthetic:40,20", out=tmp_path / "run")
+    assert len(started) == quick.rounds  # one worker per round for the whole run, however many batches
     assert table.read_bytes() == before  # the user's table is never written
     copy = load_table(tmp_path / "run" / "latency-table.json")
     assert len(copy.ops) > len(load_table(table).ops)

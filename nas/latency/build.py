@@ -15,7 +15,7 @@ import random
 import shutil
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from nas.io import read_json, write_json
 from nas.latency.files import check_out_path
 from nas.latency.items import arch_items
 from nas.latency.machine import host_info, library_versions
-from nas.latency.measure import BUSY_SHARE, Load, Protocol, busy_error, progress_bar, time_items
+from nas.latency.measure import BUSY_SHARE, Load, Protocol, TimingWorker, busy_error, progress_bar, time_items
 from nas.latency.table import FORMAT, LatencyTable, device_name, stats
 
 __all__ = ["build_table", "buildable_device", "check_out_path", "library_versions", "measure_missing"]
@@ -69,10 +69,12 @@ def build_table(
     add: bool = False,
     allow_busy: bool = False,
     busy_share: float = BUSY_SHARE,
+    workers: Sequence[TimingWorker] | None = None,
 ) -> tuple[LatencyTable, dict[str, Any]]:
     """Time every item (key -> item) `protocol.rounds` times in worker processes, resuming a checkpoint; write
     the table to `out`, replacing it, or with `add` keeping the ops of the table there (same runtime, protocol
-    and host) and timing only the others. Returns the table and a summary (counts, wall time, load)."""
+    and host) and timing only the others. Returns the table and a summary (counts, wall time, load).
+    `workers`: running workers, round r on `workers[r % len(workers)]` (each chunk gets a fresh one without)."""
     protocol = protocol or Protocol()
     device = buildable_device(device)
     out = check_out_path(Path(out))
@@ -138,6 +140,7 @@ def build_table(
                         cpu=cpu,
                         on_progress=advance,
                         allow_busy=True,
+                        worker=workers[round_index % len(workers)] if workers else None,
                     )
                     load = load.add(timed.load)
                     failures.update(timed.errors)
@@ -235,11 +238,15 @@ def _resolutions(items: dict[str, dict[str, Any]]) -> set[int]:
 
 
 def measure_missing(
-    arch: Arch | Iterable[Arch], table: LatencyTable, progress: bool = False, allow_busy: bool = False
+    arch: Arch | Iterable[Arch],
+    table: LatencyTable,
+    progress: bool = False,
+    allow_busy: bool = False,
+    workers: Sequence[TimingWorker] | None = None,
 ) -> int:
     """Time the ops of `arch` (one spec, or several in one batch) that a measured table lacks, here, with the
-    table's own protocol, into its file; the new entries are merged into the table object. Returns how many ops
-    were timed."""
+    table's own protocol (on `workers` as in `build_table`), into its file; the new entries are merged into the
+    table object. Returns how many ops were timed."""
     from nas.latency.table import missing_ops
 
     archs = [arch] if isinstance(arch, Arch) else list(arch)
@@ -258,6 +265,7 @@ def measure_missing(
         add=True,
         progress=progress,
         allow_busy=allow_busy,
+        workers=workers,
     )
     table.merge(built)
     return len(items)

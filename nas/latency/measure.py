@@ -304,48 +304,61 @@ def time_interleaved(
         yield {"pass": p, "thread": thread_ms, "wall": wall_ms, "samples": samples}
 
 
-def worker_main(request_path: str) -> int:
-    """Measure every item of a request file; one JSON line per item on stdout (samples, or an error), or with
-    `interleave` one line per interleaved pass over all items."""
-    request = json.loads(Path(request_path).read_text())
+def _serve_request(request: dict[str, Any], evict_of: Callable[[int], Any], out: Any) -> None:
+    """Time one request's items: one JSON line per item (samples, or an error), or with `interleave` one line per
+    interleaved pass over all items; then a `done` line."""
     runtime, threads = request["runtime"], request["threads"]
     protocol = Protocol.from_dict(request["protocol"])
     cache = Path(request["onnx_cache"]) if request.get("onnx_cache") else None
-    import numpy as np
-    import torch
+    evict = evict_of(protocol.evict_bytes)
 
-    torch.set_num_threads(threads)
-    pinned = _pin(request.get("cpu"))
-    evict = np.zeros(protocol.evict_bytes, dtype=np.uint8) if protocol.evict_bytes else None
-    _warm_up_cpu(protocol.warmup_s)
-    out = sys.stdout
-    out.write(json.dumps({"hello": True, "pinned": pinned, "pid": os.getpid()}) + "\n")
-    out.flush()
+    def say(msg: dict[str, Any]) -> None:
+        out.write(json.dumps(msg) + "\n")
+        out.flush()
+
     if request.get("interleave"):
         runners = {}
         for item in request["items"]:
             module, shape = item_module(item)
             onnx = _cached_onnx(cache, item, module, shape) if runtime == "onnxruntime" else None
             runners[item["id"]] = make_runner(runtime, module, shape, threads, onnx, protocol.graph_optimization)
-        out.write(json.dumps({"ready": len(runners)}) + "\n")
-        out.flush()
+        say({"ready": len(runners)})
         spec = request["interleave"]
         for msg in time_interleaved(runners, protocol, int(spec["passes"]), evict, int(spec.get("seed", 0))):
-            out.write(json.dumps(msg) + "\n")
-            out.flush()
-        return 0
-    for item in request["items"]:
-        try:
-            module, shape = item_module(item)
-            onnx = None
-            if runtime == "onnxruntime":
-                onnx = _cached_onnx(cache, item, module, shape)
-            run = make_runner(runtime, module, shape, threads, onnx, protocol.graph_optimization)
-            repeats = time_runner(run, protocol, evict)
-            out.write(json.dumps({"id": item["id"], "repeats": repeats}) + "\n")
-        except Exception as err:  # one bad op must not lose the others; the parent reports it
-            out.write(json.dumps({"id": item["id"], "error": f"{type(err).__name__}: {err}"}) + "\n")
-        out.flush()
+            say(msg)
+    else:
+        for item in request["items"]:
+            try:
+                module, shape = item_module(item)
+                onnx = _cached_onnx(cache, item, module, shape) if runtime == "onnxruntime" else None
+                run = make_runner(runtime, module, shape, threads, onnx, protocol.graph_optimization)
+                say({"id": item["id"], "repeats": time_runner(run, protocol, evict)})
+            except Exception as err:  # one bad op must not lose the others; the parent reports it
+                say({"id": item["id"], "error": f"{type(err).__name__}: {err}"})
+    say({"done": True})
+
+
+def worker_main() -> int:
+    """A timing process: a setup line ({"threads", "cpu", "warmup_s"}) on stdin, then one request per line until
+    stdin closes. The warm-up spins once, when the process starts, as the protocol says."""
+    import numpy as np
+    import torch
+
+    setup = json.loads(sys.stdin.readline())
+    torch.set_num_threads(int(setup["threads"]))
+    pinned = _pin(setup.get("cpu"))
+    buffers: dict[int, Any] = {}
+
+    def evict_of(size: int) -> Any:
+        if size and size not in buffers:
+            buffers[size] = np.zeros(size, dtype=np.uint8)
+        return buffers.get(size)
+
+    _warm_up_cpu(float(setup["warmup_s"]))
+    sys.stdout.write(json.dumps({"hello": True, "pinned": pinned, "pid": os.getpid()}) + "\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        _serve_request(json.loads(line), evict_of, sys.stdout)
     return 0
 
 
@@ -372,60 +385,145 @@ def worker_env() -> dict[str, str]:
     return env
 
 
-def run_worker(
-    items: list[dict[str, Any]],
-    *,
-    protocol: Protocol,
-    workdir: Path,
-    cpu: int | None = None,
-    onnx_cache: Path | None = None,
-    interleave: dict[str, Any] | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Start one worker over `items` and yield its results as they come ({"id", "repeats"} or {"id", "error"};
-    with `interleave` ({"passes", "seed"}): {"ready"} then one {"pass", "thread", "wall"} per pass)."""
-    from nas.io import write_json
+class TimingWorker:
+    """One timing process, pinned to one core, that serves request after request. Starting a process (Python,
+    torch and onnxruntime imports, the warm-up) costs seconds; NetAdapt on a measured table times a few ops per
+    iteration, so it keeps one worker per protocol round for the whole run (`nas.netadapt.pricing`). A batch
+    alone (`run_worker` without a worker) gets a fresh one. A dead worker is restarted by the next request."""
 
-    if cpu is None:
-        cpu = quietest_cpu()
-    request = workdir / f"request-{os.getpid()}.json"
-    write_json(
-        request,
-        {
+    def __init__(self, protocol: Protocol, cpu: int | None = None):
+        self.protocol = protocol
+        self.cpu = cpu
+        self.proc: subprocess.Popen[str] | None = None
+        self._stderr: Any = None
+
+    def _start(self) -> subprocess.Popen[str]:
+        import tempfile
+
+        self.close()
+        cpu = quietest_cpu() if self.cpu is None else self.cpu
+        # stderr goes to a file: a pipe nobody reads during a long run could fill and stall the worker
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by close())
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nas.latency.measure"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=worker_env(),
+        )
+        assert proc.stdin is not None
+        setup = {"threads": self.protocol.threads, "cpu": cpu, "warmup_s": self.protocol.warmup_s}
+        proc.stdin.write(json.dumps(setup) + "\n")
+        proc.stdin.flush()
+        self.proc = proc
+        return proc
+
+    def request(
+        self,
+        items: list[dict[str, Any]],
+        *,
+        protocol: Protocol | None = None,
+        onnx_cache: Path | None = None,
+        interleave: dict[str, Any] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Time `items` with `protocol` (default: the worker's; the same thread count) and yield the results as
+        they come ({"id", "repeats"} or {"id", "error"}; with `interleave` ({"passes", "seed"}): {"ready"} then
+        one {"pass", "thread", "wall"} per pass)."""
+        protocol = protocol or self.protocol
+        if protocol.threads != self.protocol.threads:
+            raise ValueError(f"a {self.protocol.threads}-thread worker cannot time with {protocol.threads} threads")
+        proc = self.proc if self.proc is not None and self.proc.poll() is None else self._start()
+        assert proc.stdin is not None and proc.stdout is not None
+        request = {
             "runtime": protocol.runtime,
             "threads": protocol.threads,
             "protocol": asdict(protocol),
             "items": items,
-            "cpu": cpu,
             "onnx_cache": str(onnx_cache) if onnx_cache else None,
             "interleave": interleave,
-        },
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "nas.latency.measure", str(request)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=worker_env(),
-    )
-    assert proc.stdout is not None
-    seen = 0
-    try:
-        for line in proc.stdout:
-            msg = json.loads(line)
-            if "hello" in msg:
-                continue
-            seen += 1
-            yield msg
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        err = proc.stderr.read() if proc.stderr else ""
-        request.unlink(missing_ok=True)
-    expected = int(interleave["passes"]) + 1 if interleave else len(items)
-    if seen < expected and proc.returncode:
-        tail = err.strip().splitlines()[-1:] or ["no message"]
-        raise RuntimeError(f"latency worker exited with {proc.returncode} after {seen}/{len(items)} items: {tail[0]}")
+        }
+        seen, done = 0, False
+        try:
+            proc.stdin.write(json.dumps(request) + "\n")
+            proc.stdin.flush()
+            for line in proc.stdout:
+                msg = json.loads(line)
+                if msg.get("done"):
+                    done = True
+                    break
+                if "hello" not in msg:
+                    seen += 1
+                    yield msg
+        except BrokenPipeError:
+            pass
+        finally:
+            if not done:  # stopped early (an error, or the caller stopped): the worker's state is unknown
+                if proc.poll() is None:
+                    proc.kill()
+                proc.wait()
+                why = self._last_error()
+                self.close()
+        if not done:
+            raise RuntimeError(f"latency worker stopped after {seen} of {len(items)} items: {why}")
+
+    def _last_error(self) -> str:
+        if self._stderr is None:
+            return "no message"
+        self._stderr.seek(0)
+        tail = self._stderr.read().strip().splitlines()[-1:]
+        return tail[0] if tail else "no message"
+
+    def cpu_s(self) -> float:
+        """CPU seconds the running process has used (0 when none runs): a live worker is not in our
+        RUSAGE_CHILDREN, and `LoadMeter` must not count its timing as another process's load."""
+        if self.proc is None or self.proc.poll() is not None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+    def close(self) -> None:
+        """Stop the worker (closing its stdin ends it; a stuck one is killed)."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()  # type: ignore[union-attr]
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def __enter__(self) -> TimingWorker:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def run_worker(
+    items: list[dict[str, Any]],
+    *,
+    protocol: Protocol,
+    cpu: int | None = None,
+    onnx_cache: Path | None = None,
+    interleave: dict[str, Any] | None = None,
+    worker: TimingWorker | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Time `items` on `worker`, or on a fresh worker process of their own; yields as `TimingWorker.request`."""
+    if worker is not None:
+        yield from worker.request(items, protocol=protocol, onnx_cache=onnx_cache, interleave=interleave)
+        return
+    with TimingWorker(protocol, cpu) as own:
+        yield from own.request(items, onnx_cache=onnx_cache, interleave=interleave)
 
 
 # ------------------------------------------------------------------------------------------ machine load
@@ -480,11 +578,13 @@ def _procs_running() -> int | None:
 
 
 class LoadMeter:
-    """Samples the machine while a timing worker runs: other processes' CPU share (all CPU time spent minus ours
-    and our waited-for children's) and runnable processes (from /proc/stat). A context manager."""
+    """Samples the machine while a timing worker runs: other processes' CPU share (all CPU time spent minus ours,
+    our waited-for children's and a running `worker`'s) and runnable processes (from /proc/stat). A context
+    manager."""
 
-    def __init__(self, interval_s: float = 0.25):
+    def __init__(self, interval_s: float = 0.25, worker: TimingWorker | None = None):
         self.interval_s = interval_s
+        self.worker = worker
         self.load = Load()
 
     def __enter__(self) -> LoadMeter:
@@ -493,7 +593,7 @@ class LoadMeter:
 
         self._t0 = time.monotonic()
         self._cpu0 = _cpu_times()
-        self._own0 = _own_cpu_s(resource)
+        self._own0 = _own_cpu_s(resource) + (self.worker.cpu_s() if self.worker else 0.0)
         self._runnable: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -519,7 +619,7 @@ class LoadMeter:
         tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         busy = (cpu1[0] - self._cpu0[0]) / tick
         total = (cpu1[1] - self._cpu0[1]) / tick
-        ours = _own_cpu_s(resource) - self._own0
+        ours = _own_cpu_s(resource) + (self.worker.cpu_s() if self.worker else 0.0) - self._own0
         share = max(0.0, busy - ours) / total
         # the worker is runnable while it times, and so is the sampling thread when it reads
         runnable = max(0.0, sum(self._runnable) / len(self._runnable) - 2) if self._runnable else 0.0
@@ -564,19 +664,20 @@ def time_items(
     allow_busy: bool = False,
     busy_share: float = BUSY_SHARE,
     what: str = "timing",
+    worker: TimingWorker | None = None,
 ) -> Timed:
-    """Time `items` (each with an "id") in one worker process, with the protocol's runtime and clock: in
-    `passes` interleaved passes (default `protocol.passes`), or one item after the other when that is 0.
-    `on_progress(n)` is called with the items' worth of work done since the last call. A machine busier than
-    `busy_share` raises NasError unless `allow_busy`."""
+    """Time `items` (each with an "id") in one worker process (`worker`, or a fresh one), with the protocol's
+    runtime and clock: in `passes` interleaved passes (default `protocol.passes`), or one item after the other
+    when that is 0. `on_progress(n)` is called with the items' worth of work done since the last call. A machine
+    busier than `busy_share` raises NasError unless `allow_busy`."""
     passes = protocol.passes if passes is None else passes
     ids = {str(item["id"]): item["id"] for item in items}  # JSON from the worker turns every id into a string
     runs: dict[Any, list[list[float]]] = {}
     errors: dict[Any, str] = {}
     interleave = {"passes": passes, "seed": seed} if passes else None
-    with LoadMeter() as meter:
+    with LoadMeter(worker=worker) as meter:
         for msg in run_worker(
-            items, protocol=protocol, workdir=workdir, cpu=cpu, onnx_cache=workdir / "onnx", interleave=interleave
+            items, protocol=protocol, cpu=cpu, onnx_cache=workdir / "onnx", interleave=interleave, worker=worker
         ):
             if interleave:
                 if "pass" not in msg:
@@ -612,4 +713,4 @@ def progress_bar(
 
 
 if __name__ == "__main__":
-    sys.exit(worker_main(sys.argv[1]))
+    sys.exit(worker_main())

@@ -113,6 +113,7 @@ def netadapt(
                             "data": data.name}  # fmt: skip
     out_path = Path(out) if out is not None else None
     stats: Callable[[], dict[str, Any]] | None = None
+    pricer: Pricer | None = None
     start: Adaptable
     if isinstance(model, nn.Module) or (isinstance(model, str) and is_factory_spec(model)):
         if width is not None:
@@ -146,9 +147,13 @@ def netadapt(
         start = SpecNet(arch, latency=pricer)
         if not pricer.complete:
             stats = lambda: {"timed_ops": pricer.timed_ops, "timing_s": round(pricer.timing_s, 2)}  # noqa: E731
-    return netadapt_loop(
-        start, trainer, config, weights=weights, out=out_path, resume=resume, log=log, meta=meta, stats=stats
-    )
+    try:
+        return netadapt_loop(
+            start, trainer, config, weights=weights, out=out_path, resume=resume, log=log, meta=meta, stats=stats
+        )
+    finally:
+        if pricer is not None:
+            pricer.close()  # its timing workers
 
 
 def _spec(model: Arch | str, width: float | None, resolution: int | None, num_classes: int) -> tuple[Arch, Any]:

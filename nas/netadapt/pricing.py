@@ -4,7 +4,9 @@
 NetAdapt proposes widths no network of the table had. An estimated table prices them with its cost model. A
 measured table lacks them: `Pricer` times them on this machine with the table's own protocol
 (`nas.latency.build.measure_missing`, one batch per proposal round) into a copy of the table in the run
-directory (never the file in latency_tables/). To keep the batches small, a proposal's width is first chosen on
+directory (never the file in latency_tables/). The batches run on timing workers kept for the whole run, one per
+round of the protocol: a fresh process per batch cost about 5 s to start, more than the timing itself
+(docs/netadapt.md). To keep the batches small, a proposal's width is first chosen on
 an estimate (an op the table lacks is priced as the same position's op of the current network, scaled by
 MACs), then its ops are timed and the exact prediction decides; a width that misses the target after timing is
 dropped and the next narrower one is tried in the next batch.
@@ -55,7 +57,8 @@ def price(table: Any, what: Arch | tuple[tuple[int, int], Iterable[tuple[str, Sh
 
 class Pricer:
     """Spec latencies from a table. With `measure` (a measured table), ops the table lacks are timed into
-    `copy_to` (a copy of the table, made on first use); `timing_s` and `timed_ops` say what that cost."""
+    `copy_to` (a copy of the table, made on first use); `timing_s` and `timed_ops` say what that cost. `close()`
+    (or a `with` block) stops the timing workers."""
 
     def __init__(
         self,
@@ -71,6 +74,7 @@ class Pricer:
         self.log = log
         self.timing_s = 0.0
         self.timed_ops = 0
+        self._workers: list[Any] = []
 
     def __call__(self, arch: Arch) -> float:
         self.ensure([arch])
@@ -97,11 +101,30 @@ class Pricer:
 
         self._own_copy()
         t0 = time.perf_counter()
-        timed = measure_missing(todo, self.table, progress=False)
+        timed = measure_missing(todo, self.table, progress=False, workers=self._timing_workers())
         self.timing_s += time.perf_counter() - t0
         self.timed_ops += timed
         self.log(f"  timed {timed} new op(s) on this machine into {self.table.path} ({time.perf_counter() - t0:.1f} s)")
         return timed
+
+    def _timing_workers(self) -> list[Any]:
+        if not self._workers:
+            from nas.latency.measure import Protocol, TimingWorker
+
+            protocol = Protocol.from_dict(self.table.meta.get("protocol", {}))
+            self._workers = [TimingWorker(protocol) for _ in range(protocol.rounds)]
+        return self._workers
+
+    def close(self) -> None:
+        for worker in self._workers:
+            worker.close()
+        self._workers = []
+
+    def __enter__(self) -> Pricer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
     def _own_copy(self) -> None:
         if self.copy_to is None:
