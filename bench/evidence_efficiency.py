@@ -12,6 +12,12 @@ Full size: 13 min measured on the 2-core VM beside another 1-thread job (2026-11
 
     MALLOC_MMAP_THRESHOLD_=67108864 MALLOC_TRIM_THRESHOLD_=1073741824 python bench/evidence_efficiency.py
 
+Issue 15, item 3 (round 2): the same on the supernet's accuracy predictor, five samplers, 1,000 trials:
+
+    python bench/evidence_efficiency.py --evaluator supernet-predictor:bench/results/supernet/cifar10-20k \\
+        --data 'npz:../shared/data/cifar10.npz#first=20000' --trials 1000 \\
+        --samplers tpe nsga2 random pg evolution --seeds 5 --out bench/results/evidence2-efficiency
+
 Smoke (3 trials, 2 seeds; figures meaningless): python bench/evidence_efficiency.py --smoke --out DIR
 """
 

@@ -12,6 +12,7 @@ A report that is missing is named and skipped; smoke reports are refused (their 
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -269,8 +270,21 @@ def recipe(r: dict[str, Any]) -> str:
     return table(header, rows)
 
 
+# The trial counts shown as columns, where the report has them (it records more: 5, 150, 300 …).
+READABLE_CHECKPOINTS = (1, 10, 20, 50, 100, 200, 500, 1000)
+
+
+def efficiency_checkpoints(r: dict[str, Any]) -> list[str]:
+    """The readable trial counts the report's summary holds, and always its last one (the run's length)."""
+    present = {int(n) for agg in r["summary"].values() for n in agg["best_after"]}
+    shown = {n for n in READABLE_CHECKPOINTS if n in present} | ({max(present)} if present else set())
+    return [str(n) for n in sorted(shown)]
+
+
 def efficiency(r: dict[str, Any]) -> str:
-    checkpoints = ["1", "10", "20", "50", "100", "200"]
+    """Best reward after n evaluated trials per sampler (mean ± std over seeds), at the checkpoints of the report:
+    round 1 ran 200 trials, round 2 1,000."""
+    checkpoints = efficiency_checkpoints(r)
     rows = []
     for sampler, agg in r["summary"].items():
         at = agg["best_after"]
@@ -321,6 +335,104 @@ def netadapt(r: dict[str, Any]) -> str:
     return table(header, rows)
 
 
+FIDELITY_NAMES = {
+    "supernet": "supernet read",
+    "predictor": "supernet accuracy predictor",
+    "proxy": "one-epoch proxy (the search's default)",
+    "naswot": "NASWOT (zero-cost)",
+    "synflow": "SynFlow (zero-cost)",
+    "flops": "FLOPs (MACs at the data's resolution)",
+}
+
+
+def fidelity(r: dict[str, Any]) -> str:
+    """Issue 15, item 2: Kendall τ of each cheap estimator against stand-alone test top-1, over the latency
+    spread and within the band around the target, with 95% bootstrap intervals."""
+    taus = r["kendall_tau"]
+    spread, band = taus.get("spread", {}), taus.get("band", {})
+    names = [e for e in FIDELITY_NAMES if e in spread or e in band]
+    names += [e for e in dict.fromkeys((*spread, *band)) if e not in FIDELITY_NAMES]
+
+    def tau(stat: dict[str, Any] | None) -> list[str]:
+        if not stat:
+            return ["—", "—"]
+        low, high = stat["ci95"]
+        return [f"{stat['tau']:.2f} ({stat['n']})", f"{low:.2f} – {high:.2f}"]
+
+    def median_s(est: str) -> str:
+        secs = sorted(u["seconds"][est] for u in r["units"] if est in u.get("seconds", {}))
+        if not secs:
+            return "—"
+        median = secs[len(secs) // 2]
+        return f"{median:.1f} s" if median >= 0.05 else "< 0.1 s"
+
+    rows = [[FIDELITY_NAMES.get(e, e), *tau(spread.get(e)), *tau(band.get(e)), median_s(e)] for e in names]
+    rec = r["standalone_recipe"]
+    groups = {g: [u["latency_ms"] for u in r["units"] if u["group"] == g] for g in ("spread", "band")}
+    ranges = {g: f"{min(v):.1f}–{max(v):.1f} ms" if v else "none" for g, v in groups.items()}
+    intro = (
+        f"Reference: each architecture trained alone, {rec['epochs']} epochs at peak lr {rec['lr']:g}, batch "
+        f"{rec['batch_size']}, seed {rec['seed']}, top-1 on the test split of `{r['data']}`; stand-alone training "
+        f"took a median of {median_s('standalone')} per architecture. Architectures: {len(groups['spread'])} "
+        f"spread over predicted {r['device']} latency ({ranges['spread']}), {len(groups['band'])} within ±10% of "
+        f"{r['target_ms']:g} ms ({ranges['band']}). Kendall τ (number of architectures) with 95% bootstrap "
+        "intervals.\n"
+    )
+    header = ["estimator", "τ over the spread (n)", "95% interval", "τ within the band (n)", "95% interval",
+              "time per architecture (median)"]
+    return intro + "\n" + table(header, rows)
+
+
+def points(stat: dict[str, Any], signed: bool = False) -> str:
+    """Mean ± standard error of a figure already in points (no ± where one seed left no error)."""
+    se = stat.get("se")
+    mean = f"{stat['mean']:+.1f}" if signed else f"{stat['mean']:.1f}"
+    return mean + ("" if se is None or math.isnan(se) else f" ± {se:.1f}")
+
+
+def netadapt2(r: dict[str, Any]) -> str:
+    """Issue 15, item 4 (bench/netadapt_evidence.py): NetAdapt from a trained MobileNetV2 against the uniform width
+    multiplier pruned from the same start; the summary's top-1s and differences are in points already."""
+    runs = list(r["runs"].values())
+    rows = []
+    for row in r["summary"]:
+        targets = [run["target_ms"] for run in runs if run["fraction"] == row["fraction"]]
+        target = f"{row['fraction']:g}" + (f" ({targets[0]:.1f} ms)" if targets else "")
+        goal = row.get("goal_points")
+        met = "—" if goal is None or row.get("goal_met") is None else (
+            f"≥ {goal:+g}: " + ("met" if row["goal_met"] else "**missed**"))
+        widths = ", ".join(f"{w:.2f}" for w in row["uniform_widths"])
+        rows.append([
+            target,
+            f"{row['netadapt_latency_ms']:.1f} ms, {points(row['netadapt_test_top1'])}",
+            f"×{widths}, {row['uniform_latency_ms']:.1f} ms, {points(row['uniform_test_top1'])}",
+            points(row["difference_points"], signed=True),
+            met,
+            row["seeds"],
+            f"{row['netadapt_wall_s']:.0f} s / {row['uniform_wall_s']:.0f} s",
+        ])
+    start, s = r["start"], r["settings"]
+    steps = ", ".join(str(n) for n in sorted({run["sgd_steps"] for run in runs if "sgd_steps" in run}))
+    intro = (
+        f"Start: MobileNetV2 {s['width']:.1f} trained {start['epochs']} epochs at lr {s['start_lr']:g}: test top-1 "
+        f"{pct(start['test_top1'])} (validation {pct(start['val_top1'])}), {start['latency_ms']:.1f} ms predicted on "
+        f"{s['device']}, {start['wall_s']:.0f} s. NetAdapt: {s['score']} scoring, step {s['step']:g}, "
+        f"{s['long_epochs']}-epoch long fine-tune; the uniform baseline is pruned from the same start and "
+        f"fine-tuned for the same number of SGD steps ({steps}). Data: {r['data']}. Test top-1 in points, mean ± "
+        "standard error over seeds.\n"
+    )
+    header = [
+        "target (fraction, ms)",
+        "NetAdapt: ms, test top-1",
+        "uniform: ×w, ms, test top-1",
+        "NetAdapt − uniform (points ± SE)",
+        "goal (points)",
+        "seeds",
+        "wall: NetAdapt / uniform (mean)",
+    ]
+    return intro + "\n" + table(header, rows)
+
+
 def cost(reports: dict[str, dict[str, Any]]) -> str:
     rows = []
     lat = reports.get("latency")
@@ -354,16 +466,40 @@ def cost(reports: dict[str, dict[str, Any]]) -> str:
     if s2:
         for phase, seconds in s2["wall_s"].items():
             rows.append([f"search quality, round 2: {phase}", f"{seconds:.0f} s"])
-    e = reports.get("efficiency")
-    if e:
-        for sampler, agg in e["summary"].items():
+    fi = reports.get("fidelity")
+    if fi:
+        spent: dict[str, list[float]] = {}
+        for u in fi["units"]:
+            for est, seconds in u.get("seconds", {}).items():
+                spent.setdefault(est, []).append(seconds)
+        for est, secs in sorted(spent.items(), key=lambda kv: -sum(kv[1])):
+            what = "stand-alone training" if est == "standalone" else FIDELITY_NAMES.get(est, est)
+            total = f"{sum(secs):.0f} s" if sum(secs) >= 0.5 else "< 1 s"
+            rows.append([f"estimator fidelity: {what}, summed over {len(secs)} architectures", total])
+    for name in ("efficiency", "efficiency2"):
+        e = reports.get(name)
+        if e:
+            evaluator = e["settings"].get("evaluator", "zero-cost").split(":")[0]
             trials = e["settings"]["trials"]
-            rows.append([f"zero-cost search, {trials} evaluated trials, {sampler}", f"{agg['wall_s_mean']:.0f} s"])
+            for sampler, agg in e["summary"].items():
+                what = f"{evaluator} search, {trials} evaluated trials, {sampler}"
+                rows.append([what, f"{agg['wall_s_mean']:.0f} s"])
     na = reports.get("netadapt")
     if na:
         for row in na["summary"]:
             rows.append([f"NetAdapt run, MobileNetV2 to {row['fraction']:g}", f"{row['netadapt_wall_s_mean']:.0f} s"])
+    na2 = reports.get("netadapt2")
+    if na2:
+        rows.append([f"NetAdapt round 2: training the start ({na2['start']['epochs']} epochs)",
+                     f"{na2['start']['wall_s']:.0f} s"])
+        for row in na2["summary"]:
+            rows.append([f"NetAdapt round 2 to {row['fraction']:g}: NetAdapt / uniform baseline (mean per seed)",
+                         f"{row['netadapt_wall_s']:.0f} s / {row['uniform_wall_s']:.0f} s"])
+        for key, seconds in na2["wall_s"].items():
+            rows.append([f"whole `netadapt2` script: {key.removeprefix('total ').strip('()')}", f"{seconds:.0f} s"])
     for name, rep in reports.items():
+        if name == "fidelity":  # its last invocation merges the shards' results: the rows above are its cost
+            continue
         if "total (this invocation)" in rep.get("wall_s", {}):
             total = rep["wall_s"]["total (this invocation)"]
             rows.append([f"whole `{name}` script (last invocation)", f"{total:.0f} s"])
@@ -376,8 +512,13 @@ SECTIONS: dict[str, tuple[str, str, Callable[[dict[str, Any]], str]]] = {
     "search-long": ("evidence-search-long/results.json", "2b. The same with a longer search", search),
     "search2": ("evidence2-search/results.json", "2d. Search quality, second round (issue 15)", search2),
     "recipe": ("recipe-sensitivity/recipe.json", "2c. How much the shared learning rate decides", recipe),
+    "fidelity": ("supernet-fidelity/fidelity.json", "2e. Estimator fidelity (issue 15, item 2)", fidelity),
     "efficiency": ("evidence-efficiency/efficiency.json", "3. Search efficiency", efficiency),
+    "efficiency2": ("evidence2-efficiency/efficiency.json",
+                    "3b. Sampler efficiency on the supernet predictor (issue 15, item 3)", efficiency),
     "netadapt": ("evidence-netadapt/netadapt.json", "4. NetAdapt against the width multiplier", netadapt),
+    "netadapt2": ("netadapt-evidence/evidence.json",
+                  "4b. NetAdapt from a trained start, second round (issue 15, item 4)", netadapt2),
 }
 
 

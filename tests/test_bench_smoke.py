@@ -301,7 +301,84 @@ def test_evidence_report_refuses_smoke_runs(tmp_path: Path, capsys: pytest.Captu
     write_json(tmp_path / "evidence-search" / "results.json", {"smoke": True, "cells": {}})
     assert report().main(["--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "is a smoke run" in out and out.count("not yet run") == 6
+    assert "is a smoke run" in out and out.count("not yet run") == len(report().SECTIONS) - 1
+
+
+def _fidelity_report() -> dict:
+    def unit(group: str, ms: float, standalone_s: float) -> dict:
+        return {"group": group, "latency_ms": ms, "seconds": {"standalone": standalone_s, "proxy": 20.0}}
+
+    stat = {"tau": 0.4567, "ci95": [0.1234, 0.789], "n": 30}
+    return {
+        "kendall_tau": {
+            "spread": {"proxy": {**stat, "tau": -0.0851}, "mystery": stat, "supernet": stat},
+            "band": {"supernet": {"tau": 0.2, "ci95": [-0.5, 0.61], "n": 15}},
+        },
+        "standalone_recipe": {"epochs": 5, "lr": 0.1, "batch_size": 128, "seed": 0},
+        "units": [unit("spread", 30.0, 100.0), unit("spread", 150.0, 300.0), unit("band", 79.0, 200.0)],
+        "data": "npz:x.npz", "device": "pixel", "target_ms": 80.0,
+    }
+
+
+def test_evidence_report_renders_fidelity() -> None:
+    md = report().fidelity(_fidelity_report())
+    assert "5 epochs at peak lr 0.1" in md and "2 spread over predicted pixel latency (30.0–150.0 ms)" in md
+    assert "median of 200.0 s" in md  # the middle of 100, 300, 200
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "estimator" not in line]
+    assert [r.split(" | ")[0] for r in rows] == ["| supernet read", "| one-epoch proxy (the search's default)",
+                                                 "| mystery"]  # readable names in a fixed order, unknown kept
+    assert rows[0].startswith("| supernet read | 0.46 (30) | 0.12 – 0.79 | 0.20 (15) | -0.50 – 0.61 |")
+    assert "| -0.09 (30) | 0.12 – 0.79 | — | — | 20.0 s |" in rows[1]
+
+
+def _netadapt2_report() -> dict:
+    def row(fraction: float, na: float, uni: float, goal: float | None, met: bool | None, se: float) -> dict:
+        return {"fraction": fraction, "seeds": 3, "netadapt_latency_ms": 38.84, "uniform_latency_ms": 30.66,
+                "uniform_widths": [0.55], "netadapt_test_top1": {"mean": na, "se": se},
+                "uniform_test_top1": {"mean": uni, "se": 0.675}, "difference_points": {"mean": na - uni, "se": se},
+                "goal_points": goal, "goal_met": met, "netadapt_wall_s": 963.4, "uniform_wall_s": 306.4}
+
+    return {
+        "summary": [row(0.5, 60.7633, 59.59, -0.5, True, 0.3075), row(0.25, 48.9367, 55.1933, 1.5, False, 0.35),
+                    row(0.75, 50.0, 49.0, None, None, float("nan"))],
+        "runs": {"a": {"fraction": 0.5, "target_ms": 38.862, "sgd_steps": 1250}},
+        "start": {"epochs": 30, "latency_ms": 77.72, "test_top1": 0.6327, "val_top1": 0.6305, "wall_s": 1593.4},
+        "settings": {"width": 1.0, "start_lr": 0.05, "device": "pixel", "score": "adaptive-bn", "step": 0.05,
+                     "long_epochs": 10},
+        "data": "npz:x.npz",
+        "wall_s": {"total (fractions 0.5, seeds 0 1 2)": 5422.8},
+    }
+
+
+def test_evidence_report_renders_netadapt2_in_points() -> None:
+    md = report().netadapt2(_netadapt2_report())
+    assert "test top-1 63.3% (validation 63.0%)" in md and "same number of SGD steps (1250)" in md
+    met, missed, no_goal = md.splitlines()[-3:]
+    # The summary's top-1s are points already: rendered as they stand, not multiplied by 100 again.
+    assert met.startswith("| 0.5 (38.9 ms) | 38.8 ms, 60.8 ± 0.3 | ×0.55, 30.7 ms, 59.6 ± 0.7 | +1.2 ± 0.3 |")
+    assert "| ≥ -0.5: met | 3 | 963 s / 306 s |" in met
+    assert missed.startswith("| 0.25 | ") and "| -6.3 ± 0.3 | ≥ +1.5: **missed** |" in missed
+    assert "38.8 ms, 50.0 | ×0.55, 30.7 ms, 49.0 ± 0.7 | +1.0 | — |" in no_goal  # one seed: no error to show
+
+
+def test_evidence_report_efficiency_checkpoints_follow_the_data() -> None:
+    def agg(keys: list[int]) -> dict:
+        return {"seeds": 5, "screened_out_mean": 1.0, "wall_s_mean": 10.0,
+                "best_after": {str(n): {"mean": n / 1000, "std": 0.001} for n in keys}}
+
+    r = {"summary": {"tpe": agg([1, 5, 10, 300, 1000]), "evolution": agg([1, 10, 50])},
+         "settings": {"trials": 1000, "evaluator": "supernet-predictor:DIR"}}
+    md = report().efficiency(r)
+    header, _, tpe, evolution = md.splitlines()
+    assert [c for c in header.split(" | ") if c.startswith("best after")] == [
+        "best after 1", "best after 10", "best after 50", "best after 1000"]
+    assert tpe == "| tpe | 5 | 0.0010 ± 0.0010 | 0.0100 ± 0.0010 | — | 1.0000 ± 0.0010 | 1.0 | 10 s |"
+    assert evolution.startswith("| evolution | 5 | 0.0010 ± 0.0010 | 0.0100 ± 0.0010 | 0.0500 ± 0.0010 | — |")
+    cost = report().cost({"efficiency2": r, "netadapt2": _netadapt2_report(), "fidelity": _fidelity_report()})
+    assert "| supernet-predictor search, 1000 evaluated trials, evolution | 10 s |" in cost
+    assert "| whole `netadapt2` script: fractions 0.5, seeds 0 1 2 | 5423 s |" in cost
+    assert "| estimator fidelity: stand-alone training, summed over 3 architectures | 600 s |" in cost
+    assert "`fidelity` script" not in cost
 
 
 def test_evidence_report_updates_only_between_markers(tmp_path: Path) -> None:
