@@ -236,9 +236,15 @@ def test_supernet_evaluator_reads_and_checks_space_and_data(trained: Path, tiny_
 def test_search_with_the_supernet_evaluator(trained: Path, tiny_space: Path, tmp_path: Path) -> None:
     from nas.search import SearchConfig, search
 
+    from nas.accuracy.evaluator import data_seed
+
+    # The search's seed (3) seeds its sampler; the data split stays the supernet's (seed 0), or the reads would be
+    # refused as another split.
+    assert data_seed(f"supernet:{trained}", 3) == 0 and data_seed("train", 3) == 3
+    assert data_seed(f"supernet:{tmp_path / 'none'}", 3) == 3
     cfg = SearchConfig(target_latency="5ms", device="pixel", space=str(tiny_space), evaluator=f"supernet:{trained}",
                        data=DATA, trials=6, window=None, objective="pareto", out_dir=str(tmp_path), name="s",
-                       evaluator_options={"calib_images": 32})
+                       evaluator_options={"calib_images": 32}, seed=3)
     result = search(cfg)
     assert result.trials == 6 and result.pareto
     assert all(0 <= r.accuracy <= 1 for r in result.pareto)

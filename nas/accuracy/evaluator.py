@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -347,6 +348,24 @@ def _trials_in_budget(evaluator: Any, data: DataSplits, samples: int = 3) -> int
 
 
 Evaluator = Callable[..., EvalResult]
+
+
+def data_seed(spec: str, seed: int) -> int:
+    """The seed of the train/val split a search with evaluator `spec` must read: a supernet's reads are only
+    valid on the split it was trained with, so a supernet evaluator takes its supernet's seed and the search's own
+    `seed` seeds the sampler alone. Where the supernet cannot be read, `seed` (the evaluator then says why)."""
+    kind, _, arg = spec.partition(":")
+    if kind not in ("supernet", "supernet-predictor") or not arg:
+        return seed
+    from nas.io import read_json
+    from nas.supernet.train import META
+
+    try:
+        meta = read_json(Path(arg) / META, "supernet description")
+        value = meta["config"]["seed"]
+    except (NasError, OSError, KeyError, TypeError):
+        return seed
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else seed
 
 
 def build_evaluator(

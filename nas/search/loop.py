@@ -100,12 +100,13 @@ def _table(device: str) -> Any:
 
 def _data(c: SearchConfig) -> Any:
     from nas.accuracy import load_data
+    from nas.accuracy.evaluator import data_seed
 
-    key = (c.data, c.seed)
+    key = (c.data, data_seed(c.evaluator, c.seed))
     if key not in _DATA:
         if len(_DATA) >= 2:
             _DATA.pop(next(iter(_DATA)))
-        _DATA[key] = load_data(c.data, seed=c.seed)
+        _DATA[key] = load_data(c.data, seed=key[1])
     return _DATA[key]
 
 
