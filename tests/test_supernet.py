@@ -234,9 +234,8 @@ def test_supernet_evaluator_reads_and_checks_space_and_data(trained: Path, tiny_
 
 
 def test_search_with_the_supernet_evaluator(trained: Path, tiny_space: Path, tmp_path: Path) -> None:
-    from nas.search import SearchConfig, search
-
     from nas.accuracy.evaluator import data_seed
+    from nas.search import SearchConfig, search
 
     # The search's seed (3) seeds its sampler; the data split stays the supernet's (seed 0), or the reads would be
     # refused as another split.
@@ -311,6 +310,8 @@ def test_accuracy_predictor_fits_reads_and_serves_a_search(trained: Path, tiny_s
     info = json.loads(res.stdout)
     assert info["samples"] == 12 and info["holdout"]["n"] == 2
     ev = build_evaluator(f"supernet-predictor:{run}", data, space=str(tiny_space))
+    # A search's own seed does not reseed the reads the predictor was fitted on.
+    assert build_evaluator(f"supernet-predictor:{run}", data, space=str(tiny_space), seed=3).config.seed == 0
     reader = build_evaluator(f"supernet:{run}", data, space=str(tiny_space))
     net = load_run(run).supernet
     arch = net.random_subnet(random.Random(9))

@@ -373,7 +373,10 @@ def build_evaluator(
 ) -> Evaluator:
     """The evaluator a search names: "train", "zero-cost" or "supernet:DIR", seeded with `seed`; `options`
     override fields of its config (train: TrainConfig, e.g. epochs; zero-cost: ZeroCostConfig, e.g. score;
-    supernet: SupernetReadConfig, e.g. val_images). `space` (name or SearchSpace) is checked against a supernet's."""
+    supernet: SupernetReadConfig, e.g. val_images). `space` (name or SearchSpace) is checked against a supernet's.
+    A supernet's reads are not reseeded by `seed`: a read is a fixed function of the architecture, so every seed
+    of a search climbs one objective and the supernet's predictor, fitted on those reads, stays valid (an
+    option `seed` still picks another calibration draw)."""
     options = dict(options or {})
     kind, _, arg = spec.partition(":")
     base: Any
@@ -394,7 +397,7 @@ def build_evaluator(
         raise NasError(
             f"evaluator option {unknown[0]!r} is not one of the {label} evaluator's: " + ", ".join(sorted(known))
         )
-    config = replace(base, seed=seed, **options)
+    config = replace(base, **options) if kind.startswith("supernet") else replace(base, seed=seed, **options)
     if kind.startswith("supernet"):
         cls = SupernetEvaluator if kind == "supernet" else SupernetPredictorEvaluator
         return cls(arg, data, space if space is not None else "mobilenetv3", config)
