@@ -776,10 +776,10 @@ def main(argv: list[str] | None = None) -> int:
         return new
 
     jobs = searches("proxy")
+    for key, _, _ in todo:  # (a) first: what a user deploys, and the cheapest units
+        jobs += finetune_jobs(key)
     for key, _, _ in todo:
         jobs += training_jobs(key)
-    for key, _, _ in todo:
-        jobs += finetune_jobs(key)
     t0 = time.perf_counter()
     run_jobs(jobs, args.jobs, pool_done)
     clock.add("pool: proxy searches, trainings, fine-tunes (wall)", time.perf_counter() - t0)
