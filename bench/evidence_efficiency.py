@@ -37,10 +37,12 @@ EVALUATOR_NOTE = {"zero-cost": "zero-cost (SynFlow, squashed): a proxy score, no
 
 
 def curve(records: list[Any]) -> dict[str, list[float]]:
-    """Best reward after each evaluated trial (trial order), and how many candidates had been drawn by then."""
+    """Best reward after each evaluated trial (trial order), and how many candidates had been drawn by then.
+    Candidates screened out on latency and those reusing an earlier evaluation of the same architecture are
+    drawn but not evaluated: a sampler that keeps proposing what it has seen pays for it on the second axis."""
     best, out_best, out_drawn = 0.0, [], []
     for drawn, rec in enumerate(sorted(records, key=lambda r: r.number), start=1):
-        if rec.status == "rejected":
+        if not rec.counts:
             continue
         if rec.status == "complete" and rec.reward is not None:
             best = max(best, float(rec.reward))
@@ -98,6 +100,7 @@ def aggregate(runs_of: list[dict[str, Any]], checkpoints: list[int]) -> dict[str
         "best_after": at,
         "final": mean_std(final),
         "screened_out_mean": round(statistics.fmean(r["screened_out"] for r in runs_of), 1),
+        "drawn_mean": round(statistics.fmean(r["candidates_drawn"][-1] for r in runs_of if r["candidates_drawn"]), 1),
         "wall_s_mean": round(statistics.fmean(r["wall_s"] for r in runs_of), 2),
     }
 
@@ -162,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         for seed in range(args.seeds):
             key = f"{sampler}-seed{seed}"
             if key in result["runs"]:
+                run_dir = out / "runs" / key
+                if run_dir.is_dir():  # recount from its records (a curve by an older rule counted reused trials)
+                    from nas.search import runs
+
+                    result["runs"][key].update(curve(runs.load_records(run_dir)))
                 continue
             t0 = time.perf_counter()
             result["runs"][key] = run_one(args, sampler, seed, out)

@@ -294,10 +294,12 @@ def efficiency(r: dict[str, Any]) -> str:
                 agg["seeds"],
                 *[_mean_std(at.get(n)) for n in checkpoints],
                 agg["screened_out_mean"],
+                agg.get("drawn_mean", "—"),
                 f"{agg['wall_s_mean']:.0f} s",
             ]
         )
-    header = ["sampler", "seeds", *[f"best after {n}" for n in checkpoints], "screened out (mean)", "wall (mean)"]
+    header = ["sampler", "seeds", *[f"best after {n}" for n in checkpoints], "screened out (mean)",
+              "candidates drawn (mean)", "wall (mean)"]
     return table(header, rows)
 
 

@@ -277,6 +277,21 @@ def test_evidence_efficiency_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert f"| tpe | 2 | {tpe['mean']:.4f} ± {tpe['std']:.4f} |" in md
 
 
+def test_efficiency_curve_counts_evaluations_only() -> None:
+    """A sampler that proposes an architecture it has seen reuses that evaluation: the curve's x axis (evaluated
+    trials) skips it, as it skips candidates screened out on latency; both count as drawn."""
+    from nas.search.runs import TrialRecord
+
+    def rec(number: int, status: str, reward: float | None, reused_from: int | None = None) -> TrialRecord:
+        return TrialRecord(number=number, status=status, params={}, arch=None, reward=reward, accuracy=reward,
+                           latency_ms=1.0, reused_from=reused_from)
+
+    records = [rec(0, "complete", 0.3), rec(1, "rejected", 0.0), rec(2, "complete", 0.3, reused_from=0),
+               rec(3, "complete", 0.5), rec(4, "complete", 0.5, reused_from=3)]
+    c = script("evidence_efficiency").curve(records)
+    assert c == {"best_reward": [0.3, 0.5], "candidates_drawn": [1, 4]}
+
+
 @needs_data
 def test_evidence_netadapt_smoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", ["evidence_netadapt.py", "--smoke"])
@@ -363,7 +378,7 @@ def test_evidence_report_renders_netadapt2_in_points() -> None:
 
 def test_evidence_report_efficiency_checkpoints_follow_the_data() -> None:
     def agg(keys: list[int]) -> dict:
-        return {"seeds": 5, "screened_out_mean": 1.0, "wall_s_mean": 10.0,
+        return {"seeds": 5, "screened_out_mean": 1.0, "drawn_mean": 2000.0, "wall_s_mean": 10.0,
                 "best_after": {str(n): {"mean": n / 1000, "std": 0.001} for n in keys}}
 
     r = {"summary": {"tpe": agg([1, 5, 10, 300, 1000]), "evolution": agg([1, 10, 50])},
@@ -372,7 +387,7 @@ def test_evidence_report_efficiency_checkpoints_follow_the_data() -> None:
     header, _, tpe, evolution = md.splitlines()
     assert [c for c in header.split(" | ") if c.startswith("best after")] == [
         "best after 1", "best after 10", "best after 50", "best after 1000"]
-    assert tpe == "| tpe | 5 | 0.0010 ± 0.0010 | 0.0100 ± 0.0010 | — | 1.0000 ± 0.0010 | 1.0 | 10 s |"
+    assert tpe == "| tpe | 5 | 0.0010 ± 0.0010 | 0.0100 ± 0.0010 | — | 1.0000 ± 0.0010 | 1.0 | 2000.0 | 10 s |"
     assert evolution.startswith("| evolution | 5 | 0.0010 ± 0.0010 | 0.0100 ± 0.0010 | 0.0500 ± 0.0010 | — |")
     cost = report().cost({"efficiency2": r, "netadapt2": _netadapt2_report(), "fidelity": _fidelity_report()})
     assert "| supernet-predictor search, 1000 evaluated trials, evolution | 10 s |" in cost
