@@ -102,7 +102,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="DURATION",
         help="stop starting trials after this long, e.g. 30m (default 8m; 'none' for no limit)",
     )
-    p.add_argument("--seed", type=int, default=None, help="sampler, data and training seed (default 0)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="sampler, data and training seed (default 0); with a supernet evaluator, the sampler's "
+                        "alone (the data split and the reads stay the supernet's)")
     p.add_argument("--name", default=None, help="run name (default search-<timestamp>)")
     p.add_argument("--out-dir", default=None, help=f"where run directories go (default {d.out_dir})")
     p.add_argument("--resume", action="store_true", help="continue the run --name (a killed run loses one trial)")
