@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the search's evaluator (default zero-cost; e.g. supernet-predictor:DIR, with --data the "
                         "supernet's)")
     p.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code path, figures mean nothing")
+    p.add_argument("--summary-only", action="store_true",
+                   help="start no run: summarise the finished ones (a partial result, named as such by its seeds)")
     args = p.parse_args(argv)
     if args.smoke:
         args.seeds, args.trials = 2, 3
@@ -170,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                     from nas.search import runs
 
                     result["runs"][key].update(curve(runs.load_records(run_dir)))
+                continue
+            if args.summary_only:
                 continue
             t0 = time.perf_counter()
             result["runs"][key] = run_one(args, sampler, seed, out)
