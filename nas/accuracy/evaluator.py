@@ -361,11 +361,9 @@ def data_seed(spec: str, seed: int) -> int:
     from nas.supernet.train import META
 
     try:
-        meta = read_json(Path(arg) / META, "supernet description")
-        value = meta["config"]["seed"]
-    except (NasError, OSError, KeyError, TypeError):
+        return int(read_json(Path(arg) / META, "supernet description")["config"]["seed"])
+    except (NasError, OSError, KeyError, TypeError, ValueError):
         return seed
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else seed
 
 
 def build_evaluator(

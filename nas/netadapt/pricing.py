@@ -17,10 +17,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas.arch import Arch, Block, Shape
 from nas.errors import NasError
+
+if TYPE_CHECKING:
+    from nas.latency.measure import TimingWorker
 
 
 def price(table: Any, what: Arch | tuple[tuple[int, int], Iterable[tuple[str, Shape, Block]]]) -> float:
@@ -74,7 +77,7 @@ class Pricer:
         self.log = log
         self.timing_s = 0.0
         self.timed_ops = 0
-        self._workers: list[Any] = []
+        self._workers: list[TimingWorker] = []
 
     def __call__(self, arch: Arch) -> float:
         self.ensure([arch])
@@ -107,7 +110,7 @@ class Pricer:
         self.log(f"  timed {timed} new op(s) on this machine into {self.table.path} ({time.perf_counter() - t0:.1f} s)")
         return timed
 
-    def _timing_workers(self) -> list[Any]:
+    def _timing_workers(self) -> list[TimingWorker]:
         if not self._workers:
             from nas.latency.measure import Protocol, TimingWorker
 
